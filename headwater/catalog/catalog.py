@@ -1,0 +1,409 @@
+"""The catalog: the truth about components, partitions and runs.
+
+A partition exists when its row is committed here, and not before: files are written first,
+then `commit_partition` records them in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from headwater import schema as schemas
+from headwater.catalog import connect
+from headwater.catalog.lease import Clock, Lease
+from headwater.catalog.tables import components, partitions, run_failures, runs
+from headwater.catalog.tables import schemas as schema_table
+from headwater.errors import NotFoundError, SettingsError
+
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted", "abandoned")
+
+
+@dataclass(frozen=True)
+class StoredPartition:
+    """What the catalog knows of a committed partition, as far as planning needs."""
+
+    name: str
+    fingerprint: str
+    code_version: str
+    schema_id: str
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    id: str
+    name: str
+    kind: str
+    source_ref: str
+    settings: dict[str, Any]
+    code_version: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class PartitionRecord:
+    name: str
+    fingerprint: str
+    code_version: str
+    schema_id: str
+    files: list[str]
+    row_count: int
+    byte_size: int
+    run_id: int
+    attempts: int
+    read_seconds: float
+    committed_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    component: str
+    status: str
+    executor: str
+    started_at: datetime.datetime
+    finished_at: datetime.datetime | None
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    landed: int
+    failed: int
+    rows: int
+    bytes: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One partition (or the whole listing) that failed in a run."""
+
+    partition: str | None
+    function: str | None
+    message: str
+    detail: str | None = None
+    attempts: int = 1
+
+
+class Catalog:
+    """Queries and commits over the catalog database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Catalog:
+        engine = connect.create_engine(url)
+        connect.upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def lease(self, component: ComponentRecord, clock: Clock) -> Lease:
+        return Lease(self.engine, component.id, component.name, clock)
+
+    # -- components ---------------------------------------------------------------------------
+
+    def ensure_component(
+        self,
+        name: str,
+        *,
+        kind: str,
+        source_ref: str,
+        settings: dict[str, Any],
+        code_version: str,
+        now: datetime.datetime,
+    ) -> ComponentRecord:
+        """The component called `name`, created with these values if it does not exist yet.
+        An existing one is returned as stored: changing it is for the lease holder."""
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(components).where(components.c.name == name)).first()
+            if row is None:
+                c.execute(
+                    components.insert().values(
+                        id=uuid.uuid4().hex,
+                        name=name,
+                        kind=kind,
+                        source_ref=source_ref,
+                        settings=settings,
+                        code_version=code_version,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                row = c.execute(sa.select(components).where(components.c.name == name)).one()
+        if row.kind != kind:
+            raise SettingsError(
+                f"component '{name}' exists as a {row.kind} component, not a {kind} one; "
+                "choose another name"
+            )
+        return ComponentRecord(**row._asdict())
+
+    def update_component(
+        self,
+        component_id: str,
+        *,
+        source_ref: str,
+        settings: dict[str, Any],
+        code_version: str,
+        now: datetime.datetime,
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                components.update()
+                .where(components.c.id == component_id)
+                .values(
+                    source_ref=source_ref,
+                    settings=settings,
+                    code_version=code_version,
+                    updated_at=now,
+                )
+            )
+
+    def component(self, name: str) -> ComponentRecord:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(components).where(components.c.name == name)).first()
+            if row is None:
+                known = c.execute(sa.select(components.c.name).order_by("name")).scalars().all()
+                listing = ", ".join(known) if known else "none yet: run `headwater run FILE`"
+                raise NotFoundError(f"no component named '{name}' (components: {listing})")
+        return ComponentRecord(**row._asdict())
+
+    def components(self) -> list[ComponentRecord]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(components).order_by(components.c.name))
+            return [ComponentRecord(**r._asdict()) for r in rows]
+
+    # -- partitions ---------------------------------------------------------------------------
+
+    def stored_partitions(self, component_id: str) -> dict[str, StoredPartition]:
+        """What planning needs of every committed partition, in one query."""
+        query = sa.select(
+            partitions.c.name,
+            partitions.c.fingerprint,
+            partitions.c.code_version,
+            partitions.c.schema_id,
+        ).where(partitions.c.component_id == component_id)
+        with self.engine.connect() as c:
+            return {r.name: StoredPartition(*r) for r in c.execute(query)}
+
+    def partitions(self, component_id: str) -> list[PartitionRecord]:
+        query = (
+            sa.select(*(partitions.c[f] for f in PartitionRecord.__dataclass_fields__))
+            .where(partitions.c.component_id == component_id)
+            .order_by(partitions.c.name)
+        )
+        with self.engine.connect() as c:
+            return [PartitionRecord(**r._asdict()) for r in c.execute(query)]
+
+    def committed_files(self, component_id: str) -> set[str]:
+        query = sa.select(partitions.c.files).where(partitions.c.component_id == component_id)
+        with self.engine.connect() as c:
+            return {f for files in c.execute(query).scalars() for f in files}
+
+    def schemas(self, ids: Iterable[str]) -> dict[str, pa.Schema]:
+        wanted = sorted(set(ids))
+        found: dict[str, pa.Schema] = {}
+        with self.engine.connect() as c:
+            for chunk in _chunks(wanted):
+                query = sa.select(schema_table).where(schema_table.c.id.in_(chunk))
+                found.update({r.id: schemas.deserialize(r.arrow) for r in c.execute(query)})
+        return found
+
+    def component_schema(self, component_id: str) -> pa.Schema:
+        """The schema readers see: every committed partition's schema, merged (widening on:
+        what was admitted under any policy must stay readable)."""
+        query = (
+            sa.select(partitions.c.schema_id)
+            .where(partitions.c.component_id == component_id)
+            .group_by(partitions.c.schema_id)
+            .order_by(sa.func.min(partitions.c.id))
+        )
+        with self.engine.connect() as c:
+            ids = list(c.execute(query).scalars())
+        found = self.schemas(ids)
+        merged = schemas.EMPTY
+        for schema_id in ids:
+            merged = schemas.merge(merged, found[schema_id], widen=True)
+        return merged
+
+    def commit_partition(
+        self,
+        component_id: str,
+        *,
+        name: str,
+        fingerprint: str,
+        code_version: str,
+        schema: pa.Schema,
+        files: list[str],
+        row_count: int,
+        byte_size: int,
+        run_id: int,
+        attempts: int,
+        read_seconds: float,
+        now: datetime.datetime,
+    ) -> list[str]:
+        """Make a partition visible (replacing any earlier version). Returns the files of the
+        version it replaced, which the caller deletes once this has committed."""
+        schema_id = schemas.schema_id(schema)
+        values = {
+            "fingerprint": fingerprint,
+            "code_version": code_version,
+            "schema_id": schema_id,
+            "files": files,
+            "row_count": row_count,
+            "byte_size": byte_size,
+            "run_id": run_id,
+            "attempts": attempts,
+            "read_seconds": read_seconds,
+            "committed_at": now,
+        }
+        key = (partitions.c.component_id == component_id) & (partitions.c.name == name)
+        with self.engine.begin() as c:
+            known = c.execute(sa.select(schema_table.c.id).where(schema_table.c.id == schema_id))
+            if known.first() is None:
+                c.execute(
+                    schema_table.insert().values(id=schema_id, arrow=schemas.serialize(schema))
+                )
+            old = c.execute(sa.select(partitions.c.files).where(key)).first()
+            if old is None:
+                c.execute(
+                    partitions.insert().values(component_id=component_id, name=name, **values)
+                )
+                return []
+            c.execute(partitions.update().where(key).values(**values))
+            return list(old.files)
+
+    def drop_partitions(self, component_id: str, names: Sequence[str]) -> list[str]:
+        """Remove partitions in one transaction. Returns their files, for the caller to delete."""
+        dropped: list[str] = []
+        with self.engine.begin() as c:
+            for chunk in _chunks(list(names)):
+                key = (partitions.c.component_id == component_id) & partitions.c.name.in_(chunk)
+                dropped += [
+                    f
+                    for files in c.execute(sa.select(partitions.c.files).where(key)).scalars()
+                    for f in files
+                ]
+                c.execute(partitions.delete().where(key))
+        return dropped
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def start_run(
+        self, component_id: str, *, executor: str, holder: str, now: datetime.datetime
+    ) -> int:
+        zero = dict.fromkeys(
+            ("added", "changed", "removed", "unchanged", "landed", "failed", "rows", "bytes"), 0
+        )
+        with self.engine.begin() as c:
+            result = c.execute(
+                runs.insert().values(
+                    component_id=component_id,
+                    status="running",
+                    executor=executor,
+                    holder=holder,
+                    started_at=now,
+                    **zero,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        counts: dict[str, int],
+        failures: Sequence[Failure],
+        error: str | None,
+        now: datetime.datetime,
+    ) -> None:
+        assert status in RUN_STATUSES, status
+        with self.engine.begin() as c:
+            c.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=now, error=error, **counts)
+            )
+            if failures:
+                c.execute(
+                    run_failures.insert(),
+                    [{"run_id": run_id, **f.__dict__} for f in failures],
+                )
+
+    def abandon_runs(self, component_id: str, now: datetime.datetime) -> int:
+        """Close runs left 'running' by a runner that died. Call with the lease held."""
+        with self.engine.begin() as c:
+            result = c.execute(
+                runs.update()
+                .where(runs.c.component_id == component_id)
+                .where(runs.c.status == "running")
+                .values(
+                    status="abandoned",
+                    finished_at=now,
+                    error="the runner stopped before finishing (killed or crashed); "
+                    "the next refresh completed the work",
+                )
+            )
+            return int(result.rowcount)
+
+    def runs(self, component_id: str | None = None, limit: int = 20) -> list[RunRecord]:
+        query = (
+            sa.select(runs, components.c.name.label("component"))
+            .join(components, components.c.id == runs.c.component_id)
+            .order_by(runs.c.id.desc())
+            .limit(limit)
+        )
+        if component_id is not None:
+            query = query.where(runs.c.component_id == component_id)
+        with self.engine.connect() as c:
+            return [_run_record(r) for r in c.execute(query)]
+
+    def run(self, run_id: int) -> RunRecord:
+        query = (
+            sa.select(runs, components.c.name.label("component"))
+            .join(components, components.c.id == runs.c.component_id)
+            .where(runs.c.id == run_id)
+        )
+        with self.engine.connect() as c:
+            row = c.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no run with id {run_id}; `headwater runs` lists them")
+        return _run_record(row)
+
+    def run_failures(self, run_id: int) -> list[Failure]:
+        query = (
+            sa.select(
+                run_failures.c.partition,
+                run_failures.c.function,
+                run_failures.c.message,
+                run_failures.c.detail,
+                run_failures.c.attempts,
+            )
+            .where(run_failures.c.run_id == run_id)
+            .order_by(run_failures.c.id)
+        )
+        with self.engine.connect() as c:
+            return [Failure(*r) for r in c.execute(query)]
+
+
+def _run_record(row: Any) -> RunRecord:
+    data = row._asdict()
+    return RunRecord(**{f: data[f] for f in RunRecord.__dataclass_fields__})
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    """Slices small enough for an IN (...) clause on every database."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

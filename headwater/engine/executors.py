@@ -1,0 +1,164 @@
+"""Executors: where partition reads run. Threads by default, processes for CPU-bound connectors.
+
+An executor takes the partitions to read and yields each one's outcome as it finishes;
+committing stays with the refresh, in one thread, so the catalog has one writer per component.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from headwater.component import ComponentSettings
+from headwater.connectors.loading import ConnectorSource
+from headwater.connectors.partitioned import PartitionedConnector, load_partitioned
+from headwater.engine.boundary import guard
+from headwater.engine.land import NotLanded, Outcome, land
+from headwater.engine.listing import ListedObject
+from headwater.errors import ConnectorError, HeadwaterError, Where
+from headwater.store import Store
+
+
+@dataclass(frozen=True)
+class LandJob:
+    """What every read of one run needs; it pickles, so worker processes can rebuild it."""
+
+    source: ConnectorSource
+    settings: ComponentSettings
+    store_url: str
+    component_id: str
+    where: Where
+    credential: str | None
+
+    def __repr__(self) -> str:  # the credential must never reach a log through a repr
+        return f"LandJob(component={self.where.component!r}, run={self.where.run_id})"
+
+
+class Executor(Protocol):
+    def land_all(self, objects: Sequence[ListedObject]) -> Iterator[Outcome]: ...
+
+
+def open_context(connector: PartitionedConnector, credential: str | None, where: Where) -> Any:
+    """Call the connector's `context(credentials)` (None when it defines none)."""
+    if connector.context is None:
+        return None
+    with guard(where.at(function="context"), credential):
+        return connector.context(credential)
+
+
+class ThreadExecutor:
+    """Reads partitions on a thread pool, sharing the refresh's connector and context."""
+
+    def __init__(self, job: LandJob, connector: PartitionedConnector, context: Any) -> None:
+        self.job = job
+        self.connector = connector
+        self.context = context
+        self.store = Store(job.store_url)
+
+    def land_all(self, objects: Sequence[ListedObject]) -> Iterator[Outcome]:
+        job = self.job
+        pool = ThreadPoolExecutor(job.settings.concurrency, thread_name_prefix="headwater-read")
+        finished = False
+        try:
+            futures = [
+                pool.submit(
+                    land,
+                    self.connector,
+                    self.context,
+                    obj,
+                    job.settings,
+                    self.store,
+                    job.component_id,
+                    job.where,
+                    job.credential,
+                )
+                for obj in objects
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+            finished = True
+        finally:
+            # On an early exit (Ctrl-C, a lost lease) pending reads are cancelled, not awaited.
+            pool.shutdown(wait=finished, cancel_futures=True)
+
+
+class ProcessExecutor:
+    """Reads partitions in worker processes; each worker loads the connector and calls
+    `context(credentials)` once. Only partition outcomes (file names, counts) come back."""
+
+    def __init__(self, job: LandJob) -> None:
+        self.job = job
+
+    def land_all(self, objects: Sequence[ListedObject]) -> Iterator[Outcome]:
+        pool = ProcessPoolExecutor(
+            self.job.settings.concurrency,
+            mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe with threads
+            initializer=_init_worker,
+            initargs=(self.job,),
+        )
+        finished = False
+        try:
+            futures: dict[Future[Outcome], ListedObject] = {
+                pool.submit(_land_in_worker, obj): obj for obj in objects
+            }
+            for future in as_completed(futures):
+                yield _outcome(future, futures[future], self.job.where)
+            finished = True
+        finally:
+            pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def _outcome(future: Future[Outcome], obj: ListedObject, where: Where) -> Outcome:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        error = ConnectorError(
+            "the worker process reading this partition died (killed, or crashed in native code)",
+            where.at(partition=obj.name),
+            hint="check the worker's memory use, or read with executor=thread to see the error",
+        )
+    except Exception as exc:  # metadata that does not pickle, for one
+        error = ConnectorError(
+            f"the partition could not be sent to or from a worker process: {exc}",
+            where.at(partition=obj.name),
+            hint="keep metadata and returned values plain (str, int, dict), or use executor=thread",
+        )
+    return NotLanded(obj, error, 0)
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(job: LandJob) -> None:
+    try:
+        connector = load_partitioned(job.source, job.where.component)
+        context = open_context(connector, job.credential, job.where)
+        _worker.update(job=job, connector=connector, context=context, store=Store(job.store_url))
+    except HeadwaterError as exc:
+        _worker.update(job=job, error=exc)
+
+
+def _land_in_worker(obj: ListedObject) -> Outcome:
+    if "error" in _worker:
+        return NotLanded(obj, _worker["error"], 0)
+    job: LandJob = _worker["job"]
+    return land(
+        _worker["connector"],
+        _worker["context"],
+        obj,
+        job.settings,
+        _worker["store"],
+        job.component_id,
+        job.where,
+        job.credential,
+    )
+
+
+def executor_for(job: LandJob, connector: PartitionedConnector, context: Any) -> Executor:
+    if job.settings.executor == "process":
+        return ProcessExecutor(job)
+    return ThreadExecutor(job, connector, context)
