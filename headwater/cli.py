@@ -43,7 +43,7 @@ app = typer.Typer(
 )
 # Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -192,6 +192,8 @@ class BarProgress:
         self.started = time.perf_counter()
 
     def planned(self, plan: Plan) -> None:
+        if not plan.to_read:
+            return  # nothing to read: no bar
         self.bar.start()
         self.started = time.perf_counter()
         self.task = self.bar.add_task("reading", total=len(plan.to_read), rows=0, rate="")
@@ -205,6 +207,7 @@ class BarProgress:
 
     def failed(self, name: str, message: str) -> None:
         self.bar.update(self.task, advance=1)
+        self.bar.console.print(f"failed: partition '{name}': {message}", markup=False)
 
     def stop(self) -> None:
         self.bar.stop()
@@ -212,11 +215,12 @@ class BarProgress:
 
 def _print_summary(result: RunResult) -> None:
     c = result.counts
-    out.print(
-        f"plan: {c.get('added', 0)} added, {c.get('changed', 0)} changed, "
-        f"{c.get('removed', 0)} removed, {c.get('unchanged', 0)} unchanged"
-        + (f" ({result.recoded} re-read: the code changed)" if result.recoded else "")
-    )
+    if c:  # no counts: context() or listing failed before there was a plan
+        out.print(
+            f"plan: {c['added']} added, {c['changed']} changed, "
+            f"{c['removed']} removed, {c['unchanged']} unchanged"
+            + (f" ({result.recoded} re-read: the code changed)" if result.recoded else "")
+        )
     out.print(
         f"run {result.run_id} {result.status}: {result.landed} partition(s) landed, "
         f"{result.rows:,} rows, {_size(result.bytes)} in {result.seconds:.2f}s"

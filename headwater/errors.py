@@ -64,8 +64,12 @@ class ConnectorError(HeadwaterError):
 
     def __str__(self) -> str:
         place = self.where.describe()
-        text = f"{place}: {self.message}" if place else self.message
-        return f"{text}\n  fix: {self.hint}" if self.hint else text
+        return f"{place}: {self.explained}" if place else self.explained
+
+    @property
+    def explained(self) -> str:
+        """The message and its fix, without the location."""
+        return f"{self.message} (fix: {self.hint})" if self.hint else self.message
 
     def located(self, where: Where) -> ConnectorError:
         """The same error, with the fields of `where` filled in where this one has none."""
@@ -77,6 +81,24 @@ class ConnectorError(HeadwaterError):
         )
         clone = type(self)(
             self.message, merged, hint=self.hint, retryable=self.retryable, detail=self.detail
+        )
+        clone.__cause__ = self.__cause__
+        return clone
+
+    def scrubbed(self, secret: str | None) -> ConnectorError:
+        """The same error with every occurrence of `secret` masked."""
+        if not secret:
+            return self
+
+        def mask(text: str | None) -> str | None:
+            return text.replace(secret, "***") if text else text
+
+        clone = type(self)(
+            mask(self.message) or "",
+            self.where,
+            hint=mask(self.hint),
+            retryable=self.retryable,
+            detail=mask(self.detail),
         )
         clone.__cause__ = self.__cause__
         return clone

@@ -7,12 +7,17 @@ Merging follows one policy everywhere (inside a partition, across partitions):
   a coarser timestamp unit -> a finer one;
 - with `widen=True` also int -> float and any primitive -> string;
 - anything else is a conflict, reported with the column, the old and the new type.
+
+Reading is lenient (`merge(..., lenient=True)`): committed partitions may disagree where a
+re-read failed and left an older version behind, and a component must stay readable, so such a
+column is read as text (nested values as JSON) rather than failing.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -147,8 +152,16 @@ def _int_type(bits: int, signed: bool) -> pa.DataType:
     return table[(bits, signed)]
 
 
-def merge(old: pa.Schema, new: pa.Schema, *, widen: bool, where: Where = Where()) -> pa.Schema:
-    """The schema that holds both `old` and `new`, or a SchemaError naming the conflict."""
+def merge(
+    old: pa.Schema,
+    new: pa.Schema,
+    *,
+    widen: bool,
+    where: Where = Where(),
+    lenient: bool = False,
+) -> pa.Schema:
+    """The schema that holds both `old` and `new`, or a SchemaError naming the conflict
+    (with `lenient`, a conflicting column becomes a string column instead)."""
     fields: list[pa.Field] = []
     new_names = set(new.names)
     for f in old:
@@ -156,7 +169,9 @@ def merge(old: pa.Schema, new: pa.Schema, *, widen: bool, where: Where = Where()
             fields.append(f.with_nullable(True))
             continue
         other = new.field(f.name)
-        merged = _widened(f.type, other.type, widen)
+        merged = _widened(f.type, other.type, widen or lenient)
+        if merged is None and lenient:
+            merged = pa.string()
         if merged is None:
             hint = (
                 "make the connector return one type for this column, or allow widening "
@@ -195,7 +210,11 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, where: Where = Where()) ->
         if not column.type.equals(f.type):
             try:
                 column = column.cast(f.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            except pa.ArrowNotImplementedError:
+                if not pat.is_string(f.type):
+                    raise
+                column = as_text(column)
+            except pa.ArrowInvalid as exc:
                 raise SchemaError(
                     f"column '{f.name}' of type {column.type} cannot be cast to {f.type}: {exc}",
                     where,
@@ -203,6 +222,14 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, where: Where = Where()) ->
                 ) from exc
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def as_text(column: pa.Array) -> pa.Array:
+    """Values Arrow cannot cast to string (lists, structs) as JSON text."""
+    return pa.array(
+        [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
+        pa.string(),
+    )
 
 
 def serialize(schema: pa.Schema) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from headwater import failpoints
 from headwater import schema as schemas
 from headwater.catalog import connect
 from headwater.catalog.lease import Clock, Lease
@@ -101,11 +102,19 @@ class Catalog:
     @classmethod
     def open(cls, url: str) -> Catalog:
         engine = connect.create_engine(url)
-        connect.upgrade(engine)
+        try:
+            connect.upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _reading(self) -> sa.Connection:
+        """A connection for queries only (on SQLite it does not take the write lock)."""
+        return self.engine.connect().execution_options(**{connect.READ_ONLY: True})
 
     def lease(self, component: ComponentRecord, clock: Clock) -> Lease:
         return Lease(self.engine, component.id, component.name, clock)
@@ -169,7 +178,7 @@ class Catalog:
             )
 
     def component(self, name: str) -> ComponentRecord:
-        with self.engine.connect() as c:
+        with self._reading() as c:
             row = c.execute(sa.select(components).where(components.c.name == name)).first()
             if row is None:
                 known = c.execute(sa.select(components.c.name).order_by("name")).scalars().all()
@@ -178,7 +187,7 @@ class Catalog:
         return ComponentRecord(**row._asdict())
 
     def components(self) -> list[ComponentRecord]:
-        with self.engine.connect() as c:
+        with self._reading() as c:
             rows = c.execute(sa.select(components).order_by(components.c.name))
             return [ComponentRecord(**r._asdict()) for r in rows]
 
@@ -192,7 +201,7 @@ class Catalog:
             partitions.c.code_version,
             partitions.c.schema_id,
         ).where(partitions.c.component_id == component_id)
-        with self.engine.connect() as c:
+        with self._reading() as c:
             return {r.name: StoredPartition(*r) for r in c.execute(query)}
 
     def partitions(self, component_id: str) -> list[PartitionRecord]:
@@ -201,39 +210,35 @@ class Catalog:
             .where(partitions.c.component_id == component_id)
             .order_by(partitions.c.name)
         )
-        with self.engine.connect() as c:
+        with self._reading() as c:
             return [PartitionRecord(**r._asdict()) for r in c.execute(query)]
 
     def committed_files(self, component_id: str) -> set[str]:
         query = sa.select(partitions.c.files).where(partitions.c.component_id == component_id)
-        with self.engine.connect() as c:
+        with self._reading() as c:
             return {f for files in c.execute(query).scalars() for f in files}
 
     def schemas(self, ids: Iterable[str]) -> dict[str, pa.Schema]:
         wanted = sorted(set(ids))
         found: dict[str, pa.Schema] = {}
-        with self.engine.connect() as c:
+        with self._reading() as c:
             for chunk in _chunks(wanted):
                 query = sa.select(schema_table).where(schema_table.c.id.in_(chunk))
                 found.update({r.id: schemas.deserialize(r.arrow) for r in c.execute(query)})
         return found
 
     def component_schema(self, component_id: str) -> pa.Schema:
-        """The schema readers see: every committed partition's schema, merged (widening on:
-        what was admitted under any policy must stay readable)."""
+        """The schema readers see: every committed partition's schema, merged leniently (what
+        was admitted under any policy must stay readable)."""
         query = (
             sa.select(partitions.c.schema_id)
             .where(partitions.c.component_id == component_id)
             .group_by(partitions.c.schema_id)
             .order_by(sa.func.min(partitions.c.id))
         )
-        with self.engine.connect() as c:
+        with self._reading() as c:
             ids = list(c.execute(query).scalars())
-        found = self.schemas(ids)
-        merged = schemas.EMPTY
-        for schema_id in ids:
-            merged = schemas.merge(merged, found[schema_id], widen=True)
-        return merged
+        return read_schema(self.schemas(ids).get(i, schemas.EMPTY) for i in ids)
 
     def commit_partition(
         self,
@@ -278,9 +283,10 @@ class Catalog:
                 c.execute(
                     partitions.insert().values(component_id=component_id, name=name, **values)
                 )
-                return []
-            c.execute(partitions.update().where(key).values(**values))
-            return list(old.files)
+            else:
+                c.execute(partitions.update().where(key).values(**values))
+            failpoints.hit("catalog.in_commit")
+        return list(old.files) if old is not None else []
 
     def drop_partitions(self, component_id: str, names: Sequence[str]) -> list[str]:
         """Remove partitions in one transaction. Returns their files, for the caller to delete."""
@@ -367,7 +373,7 @@ class Catalog:
         )
         if component_id is not None:
             query = query.where(runs.c.component_id == component_id)
-        with self.engine.connect() as c:
+        with self._reading() as c:
             return [_run_record(r) for r in c.execute(query)]
 
     def run(self, run_id: int) -> RunRecord:
@@ -376,7 +382,7 @@ class Catalog:
             .join(components, components.c.id == runs.c.component_id)
             .where(runs.c.id == run_id)
         )
-        with self.engine.connect() as c:
+        with self._reading() as c:
             row = c.execute(query).first()
         if row is None:
             raise NotFoundError(f"no run with id {run_id}; `headwater runs` lists them")
@@ -394,8 +400,16 @@ class Catalog:
             .where(run_failures.c.run_id == run_id)
             .order_by(run_failures.c.id)
         )
-        with self.engine.connect() as c:
+        with self._reading() as c:
             return [Failure(*r) for r in c.execute(query)]
+
+
+def read_schema(parts: Iterable[pa.Schema]) -> pa.Schema:
+    """Partition schemas merged the way readers see them (leniently: never a conflict)."""
+    merged = schemas.EMPTY
+    for schema in parts:
+        merged = schemas.merge(merged, schema, widen=True, lenient=True)
+    return merged
 
 
 def _run_record(row: Any) -> RunRecord:

@@ -42,10 +42,17 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "headwater_read_only"
+
+
 def _sqlite_begin(connection: sa.Connection) -> None:
-    # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
-    # writes fails at once with "database is locked" when another writer got in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (IMMEDIATE): a deferred transaction that reads and
+    # then writes fails at once with "database is locked" when another writer got in between.
+    # Readers stay deferred, so they never wait for, or hold up, a refresh.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def upgrade(engine: sa.Engine) -> None:

@@ -84,7 +84,9 @@ class ConnectorSource:
             code = compile(self.text, filename, "exec")
         except SyntaxError as exc:
             raise ConnectorLoadError(
-                f"syntax error at line {exc.lineno}: {exc.msg}", Where(function="<module>")
+                f"syntax error in {self.ref} at line {exc.lineno}: {exc.msg}",
+                Where(function="<module>"),
+                hint="fix the Python syntax on that line",
             ) from None
         # Dataclasses and pickling look classes up through sys.modules.
         sys.modules[name] = module
@@ -92,9 +94,15 @@ class ConnectorSource:
             exec(code, module.__dict__)
         except Exception as exc:
             sys.modules.pop(name, None)
+            hint = (
+                f"install the missing package ({exc.name}) where Headwater runs"
+                if isinstance(exc, ModuleNotFoundError)
+                else "the error is in the code at the top level of the connector file"
+            )
             raise ConnectorLoadError(
-                f"running the connector's module code raised {type(exc).__name__}: {exc}",
+                f"running {self.ref} raised {type(exc).__name__}: {exc}",
                 Where(function="<module>"),
+                hint=hint,
             ) from exc
         return module
 

@@ -77,7 +77,10 @@ def load_partitioned(source: ConnectorSource, component: str | None = None) -> P
         'read_records'
     """
     where = Where(component=component)
-    module = source.load()
+    try:
+        module = source.load()
+    except ConnectorLoadError as exc:
+        raise exc.located(where) from exc.__cause__
     return from_module(module, source, where)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from headwater.errors import ConnectorError, HeadwaterError, Where
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
-MASK = "***"
+MASK = "***"  # the same mask as ConnectorError.scrubbed
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -39,14 +39,18 @@ def guard(where: Where, secret: str | None = None) -> Iterator[None]:
     try:
         yield
     except ConnectorError as exc:
-        raise exc.located(where) from exc.__cause__
+        # Contract errors may quote the connector's data (a CSV row echoing a key): scrub them too.
+        raise exc.located(where).scrubbed(secret) from None
     except HeadwaterError:
         raise
     except (Exception, SystemExit) as exc:  # sys.exit() in a connector must not end the run
         message = scrub(f"{type(exc).__name__}: {exc}", secret)
+        function = where.function or "connector"
         raise ConnectorError(
             f"raised {message}",
             where,
+            hint=f"the error is in {function}() or in the system it calls; "
+            "`headwater runs --run ID` shows its traceback",
             retryable=True,
             detail=scrub(connector_traceback(exc), secret),
         ) from None

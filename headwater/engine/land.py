@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from headwater import failpoints
 from headwater import schema as schemas
 from headwater.component import ComponentSettings
 from headwater.connectors.partitioned import PartitionedConnector
-from headwater.engine import failpoints
 from headwater.engine.boundary import guard
 from headwater.engine.listing import ListedObject
 from headwater.engine.read import read_partition

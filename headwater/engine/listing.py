@@ -33,7 +33,7 @@ def list_all(
     """
     where = where.at(function="list_objects")
     objects: list[ListedObject] = []
-    seen: dict[str, str] = {}  # name -> the prefix it was listed under, for duplicate errors
+    seen: dict[str, str | None] = {}  # name -> the prefix it was listed under (None: the root)
     # Depth-first, with the chain of prefix names above each one, to name cycles.
     pending: list[tuple[dict[str, Any] | None, tuple[str, ...]]] = [(None, ())]
     while pending:
@@ -50,12 +50,17 @@ def list_all(
                         hint="a prefix's children need names of their own",
                     )
                 if name in seen:
+                    places = (
+                        _under(parent)
+                        if seen[name] == parent
+                        else f"({_under(seen[name])} and {_under(parent)})"
+                    )
                     raise ConnectorError(
-                        f"name '{name}' was listed twice ({_under(seen[name])} and "
-                        f"{_under(parent)}); names must be unique within one listing",
+                        f"name '{name}' was listed twice {places}; "
+                        "names must be unique within one listing",
                         hint="make names unique, for example by including the prefix path",
                     )
-                seen[name] = parent or ""
+                seen[name] = parent
                 if is_prefix:
                     if len(chain) >= MAX_DEPTH:
                         raise ConnectorError(
@@ -89,8 +94,10 @@ def _check(obj: Any, index: int, parent: str | None) -> tuple[str, str, bool]:
         )
     is_prefix = obj.get("is_prefix", False)
     if not isinstance(is_prefix, bool):
+        named = obj.get("name")
+        label = f"object '{named}' ({item})" if isinstance(named, str) and named else item
         raise ConnectorError(
-            f"{item} has is_prefix={is_prefix!r}; it must be True or False",
+            f"{label} has is_prefix={is_prefix!r}; it must be True or False",
             hint="use a bool: True for a prefix to list again, False for an object to read",
         )
     name = obj.get("name")

@@ -144,13 +144,21 @@ def _pandas(result: Any, batch_rows: int, sink: Sink) -> None:
             hint=hint,
         )
     try:
-        table = pa.Table.from_pandas(result, preserve_index=False)
+        table = _plain_strings(pa.Table.from_pandas(result, preserve_index=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise SchemaError(
             f"the DataFrame cannot be converted to Arrow: {exc}",
             hint="give each column one type (mixed object columns cannot be stored)",
         ) from None
     _arrow_item(table, batch_rows, sink)
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """pandas 3 stores text as large_string; land it as string, as every other interface does."""
+    schema = pa.schema(
+        [f.with_type(pa.string()) if f.type == pa.large_string() else f for f in table.schema]
+    )
+    return table if schema.equals(table.schema) else table.cast(schema)
 
 
 def _bytes(

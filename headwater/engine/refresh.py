@@ -16,12 +16,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from headwater import failpoints
 from headwater import schema as schemas
 from headwater.catalog import Catalog, Failure, StoredPartition
+from headwater.catalog.catalog import read_schema
 from headwater.component import ComponentSettings, code_version
 from headwater.connectors.loading import ConnectorSource
 from headwater.connectors.partitioned import PartitionedConnector, load_partitioned
-from headwater.engine import failpoints
 from headwater.engine.executors import LandJob, executor_for, open_context
 from headwater.engine.land import Landed, NotLanded
 from headwater.engine.listing import list_all
@@ -106,7 +107,7 @@ class RunResult:
     def raise_for_status(self) -> RunResult:
         """Raise RefreshFailed unless every partition landed; returns self otherwise."""
         if not self.ok:
-            first = self.error or (self.failures[0].message if self.failures else self.status)
+            first = self.error or (_describe(self.failures[0]) if self.failures else self.status)
             raise RefreshFailed(
                 f"refresh of '{self.component}' (run {self.run_id}) ended {self.status}: "
                 f"{self.failed} partition(s) failed; first: {first}"
@@ -168,10 +169,18 @@ def refresh(
             result.counts = the_plan.counts()
             result.recoded = the_plan.recoded
             progress.planned(the_plan)
-            baseline = _baseline_schema(catalog, stored, set(the_plan.unchanged), where)
+            baseline = _baseline_schema(catalog, stored, set(the_plan.unchanged))
             job = LandJob(source, settings, store.url, component.id, where, credential)
             committer = _Committer(
-                catalog, store, component.id, version, run_id, baseline, settings, clock, where
+                catalog,
+                store,
+                component.id,
+                version,
+                run_id,
+                baseline,
+                settings,
+                clock,
+                where.at(function=connector.read_function),
             )
             for outcome in executor_for(job, connector, context).land_all(the_plan.to_read):
                 lease.check()
@@ -193,7 +202,7 @@ def refresh(
         except ConnectorError as exc:  # context or listing failed: nothing was planned
             result.status = "failed"
             result.error = str(exc)
-            result.failures.append(Failure(None, exc.where.function, exc.message, exc.detail, 1))
+            result.failures.append(Failure(None, exc.where.function, exc.explained, exc.detail, 1))
         except KeyboardInterrupt:
             _finish(catalog, result, "interrupted", started, clock)
             raise
@@ -264,16 +273,13 @@ class _Committer:
 
 
 def _baseline_schema(
-    catalog: Catalog, stored: dict[str, StoredPartition], unchanged: set[str], where: Where
+    catalog: Catalog, stored: dict[str, StoredPartition], unchanged: set[str]
 ) -> pa.Schema:
     """The schema new partitions must agree with: that of the partitions this refresh keeps.
     (Partitions being replaced or dropped do not count: changed code may change types.)"""
     ids = list(dict.fromkeys(p.schema_id for n, p in stored.items() if n in unchanged))
     found = catalog.schemas(ids)
-    merged = schemas.EMPTY
-    for schema_id in ids:
-        merged = schemas.merge(merged, found[schema_id], widen=True, where=where)
-    return merged
+    return read_schema(found[i] for i in ids)
 
 
 def _check_parser(
@@ -297,6 +303,18 @@ def _check_parser(
         )
 
 
+def _describe(failure: Failure) -> str:
+    place = ", ".join(
+        p
+        for p in (
+            f"partition '{failure.partition}'" if failure.partition else "",
+            f"{failure.function}()" if failure.function else "",
+        )
+        if p
+    )
+    return f"{place}: {failure.message}" if place else failure.message
+
+
 def _status(result: RunResult) -> str:
     if result.failed == 0:
         return "succeeded"
@@ -304,16 +322,16 @@ def _status(result: RunResult) -> str:
 
 
 def _message(error: HeadwaterError) -> str:
-    return error.message if isinstance(error, ConnectorError) else str(error)
+    return error.explained if isinstance(error, ConnectorError) else str(error)
 
 
 def _failure(outcome: NotLanded) -> Failure:
     error = outcome.error
-    function = error.where.function if isinstance(error, ConnectorError) else None
-    detail = error.detail if isinstance(error, ConnectorError) else None
-    hint = error.hint if isinstance(error, ConnectorError) else None
-    message = _message(error) + (f" (fix: {hint})" if hint else "")
-    return Failure(outcome.obj.name, function, message, detail, outcome.attempts)
+    if isinstance(error, ConnectorError):
+        function, detail = error.where.function, error.detail
+    else:
+        function, detail = None, None
+    return Failure(outcome.obj.name, function, _message(error), detail, outcome.attempts)
 
 
 def _finish(catalog: Catalog, result: RunResult, status: str, started: float, clock: Clock) -> None:
