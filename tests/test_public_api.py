@@ -1,0 +1,50 @@
+"""Only `headwater.connectors` (and the top-level names) are promised to users."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        (
+            "headwater",
+            {
+                "ComponentSettings",
+                "HeadwaterError",
+                "RetrySpec",
+                "RunResult",
+                "Settings",
+                "Workspace",
+                "__version__",
+            },
+        ),
+        (
+            "headwater.connectors",
+            {"ConnectorSource", "ObjectMetadata", "PartitionedConnector", "load_partitioned"},
+        ),
+    ],
+)
+def test_public_names(module: str, names: set[str]) -> None:
+    loaded = importlib.import_module(module)
+    assert set(loaded.__all__) == names
+    for name in names:
+        assert getattr(loaded, name) is not None, f"{module}.{name} is listed but missing"
+
+
+def test_importing_headwater_starts_nothing_heavy() -> None:
+    # The embedded default never needs pyspark; the CLI must not pay for pandas at import.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, headwater.cli; print(sorted(m for m in ('pyspark', 'pandas') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
