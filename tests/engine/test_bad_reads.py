@@ -460,24 +460,6 @@ def test_exception_in_read_comes_with_the_connector_traceback(
     assert 'bad.py", line ' in failure.detail
     assert "headwater/engine" not in failure.detail  # the author's frames only
     assert failure.detail.rstrip().endswith(expected[0].removeprefix("raised "))
-
-
-@pytest.mark.parametrize(
-    ("code", "function", "expected", "changes", "attempts"),
-    [p for p in READ_CASES if p.id in RAISING],
-)
-def test_exception_in_read_says_what_to_do(
-    workspace: Workspace,
-    write_connector: Callable[..., Path],
-    committed: dict[str, PartitionRecord],
-    code: str,
-    function: str,
-    expected: list[str],
-    changes: dict[str, Any],
-    attempts: int,
-) -> None:
-    result = refresh_bad(workspace, write_connector, code, **changes)
-    [failure] = result.failures
     assert "(fix: " in failure.message
 
 
