@@ -96,7 +96,7 @@ class ProcessExecutor:
     def land_all(self, objects: Sequence[ListedObject]) -> Iterator[Outcome]:
         pool = ProcessPoolExecutor(
             self.job.settings.concurrency,
-            mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe with threads
+            mp_context=_worker_context(),
             initializer=_init_worker,
             initargs=(self.job,),
         )
@@ -110,6 +110,16 @@ class ProcessExecutor:
             finished = True
         finally:
             pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a server process that imported the engine once (fork from this
+    process is unsafe: it has threads). Spawn, where forkserver is missing, imports per worker."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "headwater.engine.executors", "pyarrow", "pandas"])
+    return context
 
 
 def _outcome(future: Future[Outcome], obj: ListedObject, where: Where) -> Outcome:
