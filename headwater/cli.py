@@ -16,8 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -78,11 +80,25 @@ def workspace() -> Iterator[Workspace]:
     try:
         with Workspace(home=state.home) as ws:
             yield ws
-    except HeadwaterError as exc:
+    except (HeadwaterError, sa.exc.SQLAlchemyError, OSError, ImportError, pa.ArrowException) as exc:
         if state.debug:
             raise
-        err.print(f"[red]error:[/red] {exc}", markup=True)
+        err.print(f"[red]error:[/red] {escape(_one_line(exc))}", markup=True)
         raise typer.Exit(1) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """What went wrong, in words, for errors that are not Headwater's own."""
+    if isinstance(exc, HeadwaterError):
+        return str(exc)
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        cause = getattr(exc, "orig", None) or exc
+        return f"the catalog database cannot be used: {str(cause).strip().splitlines()[0]}"
+    if isinstance(exc, ImportError):
+        return f"a package Headwater needs here is not installed: {exc}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
 
 
 @app.command()
@@ -92,10 +108,12 @@ def run(
         None, "--component", "-c", help="Component name (default: the file's name)."
     ),
     credential_file: Path | None = typer.Option(
-        None, "--credential-file", help="A file whose text is passed to context(credentials)."
+        None,
+        "--credential-file",
+        help="A file whose text (without a final newline) is passed to context(credentials).",
     ),
     parser: str | None = typer.Option(
-        None, "--parser", help="Parser for read_bytes: csv, jsonl or parquet."
+        None, "--parser", help="Parser for read_bytes: csv, jsonl or parquet (none: no parser)."
     ),
     csv_delimiter: str | None = typer.Option(None, "--csv-delimiter", help="CSV delimiter."),
     executor: str | None = typer.Option(
@@ -165,10 +183,12 @@ def _read_credential(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         err.print(f"error: cannot read the credential file {str(path)!r}: {exc.strerror}")
         raise typer.Exit(1) from None
+    # Secret files usually end in a newline (echo, editors); it is not part of the secret.
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 class BarProgress:
@@ -381,7 +401,7 @@ def preview(
     with workspace() as ws:
         ws.catalog.component(component)  # a clear error for an unknown name
         table = ws.query(f'SELECT * FROM "{component}" LIMIT {int(limit)}')
-    _print_table(table, fmt)
+        _print_table(table, fmt)
 
 
 @app.command()
@@ -401,7 +421,7 @@ def query(
                 raise
             err.print(f"error: the query failed: {exc}")
             raise typer.Exit(1) from None
-    _print_table(table, fmt)
+        _print_table(table, fmt)
 
 
 def _print_table(table: pa.Table, fmt: Format) -> None:

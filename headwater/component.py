@@ -110,6 +110,10 @@ class ComponentSettings:
         """These settings with the given ones changed; None values leave a setting as it is.
         `retry` may be a partial mapping, e.g. {"attempts": 5}, changing only those fields."""
         values = {k: v for k, v in changes.items() if v is not None}
+        if values.get("parser") == "none":  # the CLI's way to clear it
+            values["parser"] = None
+        if "parser" in values and values["parser"] != "csv" and "parser_options" not in values:
+            values["parser_options"] = {}  # CSV options do not carry over to another parser
         if isinstance(values.get("retry"), Mapping):
             retry = {k: v for k, v in values["retry"].items() if v is not None}
             values["retry"] = replace(self.retry, **retry)

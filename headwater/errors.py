@@ -86,12 +86,13 @@ class ConnectorError(HeadwaterError):
         return clone
 
     def scrubbed(self, secret: str | None) -> ConnectorError:
-        """The same error with every occurrence of `secret` masked."""
+        """The same error with every form of `secret` masked."""
         if not secret:
             return self
+        from headwater.secrets import scrub
 
         def mask(text: str | None) -> str | None:
-            return text.replace(secret, "***") if text else text
+            return scrub(text, secret) if text else text
 
         clone = type(self)(
             mask(self.message) or "",

@@ -22,18 +22,23 @@ def connect(catalog: Catalog, store: Store, sql: str | None = None) -> duckdb.Du
     """An in-memory DuckDB with a view per component. Given `sql`, only the components it
     mentions get views (each view reads its files' footers, so this keeps queries quick)."""
     con = duckdb.connect()
-    if not store.local:
-        con.register_filesystem(store.fs)
-    mentioned = set(_WORD.findall(sql)) if sql is not None else None
-    for component in catalog.components():
-        if mentioned is not None and component.name not in mentioned:
-            continue
-        paths: defaultdict[str, list[str]] = defaultdict(list)
-        for partition in catalog.partitions(component.id):
-            paths[partition.schema_id] += [store.query_path(f) for f in partition.files]
-        found = catalog.schemas(paths)
-        groups = [(files, found[schema_id]) for schema_id, files in paths.items() if files]
-        create_view(con, component.name, groups)
+    try:
+        if not store.local:
+            con.register_filesystem(store.fs)
+        # SQL identifiers are case-insensitive: `FROM sales` names component Sales too.
+        mentioned = {w.lower() for w in _WORD.findall(sql)} if sql is not None else None
+        for component in catalog.components():
+            if mentioned is not None and component.name.lower() not in mentioned:
+                continue
+            paths: defaultdict[str, list[str]] = defaultdict(list)
+            for partition in catalog.partitions(component.id):
+                paths[partition.schema_id] += [store.query_path(f) for f in partition.files]
+            found = catalog.schemas(paths)
+            groups = [(files, found[schema_id]) for schema_id, files in paths.items() if files]
+            create_view(con, component.name, groups)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

@@ -1,9 +1,10 @@
 """Rows (Python dicts) into Arrow record batches, a batch at a time.
 
 Rows are gathered into a list and converted with one `from_pylist` per batch: no per-row work
-beyond the append. The first batch's schema is reused for the next ones (the fast path);
-a batch with new keys or values of another type is inferred on its own, and merging its schema
-with the earlier one is left to the writer, where the schema policy lives.
+beyond the append. Each batch's types are inferred from its own values and merging them with
+the earlier batches' is left to the writer, where the schema policy lives. (Converting with an
+earlier batch's schema would be no faster, and pyarrow would silently truncate 10.75 into an
+int64 column.)
 """
 
 from __future__ import annotations
@@ -49,19 +50,13 @@ class RecordBatcher:
         self.sink(batch)
 
     def _convert(self, rows: list[dict[str, Any]]) -> pa.RecordBatch:
-        keys = set().union(*rows)
-        if self.schema is not None and keys <= set(self.schema.names):
-            try:
-                return pa.RecordBatch.from_pylist(rows, schema=self.schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                pass  # another type in this batch: infer it, and let the schema policy decide
         try:
             batch = pa.RecordBatch.from_pylist(rows)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             raise self._locate_bad_value(rows) from None
         # from_pylist orders columns by first appearance; keep earlier columns first.
-        if self.schema is not None:
-            order = [n for n in self.schema.names if n in keys]
+        if self.schema is not None and batch.schema.names != self.schema.names:
+            order = [n for n in self.schema.names if n in batch.schema.names]
             order += [n for n in batch.schema.names if n not in set(order)]
             batch = batch.select(order)
         return batch

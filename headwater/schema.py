@@ -114,8 +114,11 @@ def _widened(old: pa.DataType, new: pa.DataType, widen: bool) -> pa.DataType | N
         signed = pat.is_signed_integer(old) or pat.is_signed_integer(new)
         bits = max(old.bit_width, new.bit_width)
         if signed and not (pat.is_signed_integer(old) and pat.is_signed_integer(new)):
-            bits = min(64, bits * 2)  # an unsigned value needs one more bit once signed
-        return pa.int64() if signed and bits >= 64 else _int_type(bits, signed)
+            unsigned = old if pat.is_unsigned_integer(old) else new
+            bits = max(bits, unsigned.bit_width * 2)  # a uintN needs a wider signed type
+            if bits > 64:  # uint64 with a signed type: no integer type holds both
+                return pa.float64() if widen else None
+        return _int_type(bits, signed)
     if pat.is_floating(old) and pat.is_floating(new):
         return old if old.bit_width >= new.bit_width else new
     if {old, new} <= {pa.string(), pa.large_string()}:
@@ -188,8 +191,11 @@ def merge(
     return pa.schema(fields)
 
 
-def conform(batch: pa.RecordBatch, schema: pa.Schema, where: Where = Where()) -> pa.RecordBatch:
-    """`batch` laid out as `schema`: columns in its order, missing ones null, types cast."""
+def conform(
+    batch: pa.RecordBatch, schema: pa.Schema, where: Where = Where(), *, reading: bool = False
+) -> pa.RecordBatch:
+    """`batch` laid out as `schema`: columns in its order, missing ones null, types cast.
+    `reading` committed data never fails: a widened number may round (as SQL does)."""
     if batch.schema.equals(schema):
         return batch
     extra = [name for name in batch.schema.names if name not in schema.names]
@@ -209,10 +215,14 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, where: Where = Where()) ->
         column = batch.column(index)
         if not column.type.equals(f.type):
             try:
-                column = column.cast(f.type)
-            except pa.ArrowNotImplementedError:
+                column = column.cast(f.type, safe=not reading)
+            except pa.ArrowNotImplementedError as exc:
                 if not pat.is_string(f.type):
-                    raise
+                    raise SchemaError(
+                        f"column '{f.name}' of type {column.type} cannot be cast to {f.type}",
+                        where,
+                        hint="return values of the declared type, or change the declared type",
+                    ) from exc
                 column = as_text(column)
             except pa.ArrowInvalid as exc:
                 raise SchemaError(

@@ -69,23 +69,34 @@ class Store:
         for relative in files:
             with self.arrow_fs.open_input_file(self.path(relative)) as handle:
                 for batch in pq.ParquetFile(handle).iter_batches():
-                    yield schemas.conform(batch, target)
+                    yield schemas.conform(batch, target, reading=True)
 
     def delete(self, files: Iterable[str]) -> None:
         for relative in files:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.path(relative))
 
-    def sweep(self, component_id: str, keep: set[str]) -> list[str]:
-        """Remove the component's files that no committed partition names. Returns them."""
-        folder = self.path(component_id)
+    def sweep(
+        self, component_id: str, keep: set[str], *, temporary_only: bool = False
+    ) -> list[str]:
+        """Remove the component's files that no committed partition names (with
+        `temporary_only`, just the never-renamed ones under _tmp/). Returns them."""
+        folder = self.path(f"{component_id}/{TMP}" if temporary_only else component_id)
         if not self.fs.exists(folder):
             return []
         prefix = self.root + "/"
-        orphans = [p[len(prefix) :] if p.startswith(prefix) else p for p in self.fs.find(folder)]
-        orphans = [p for p in orphans if p not in keep]
+        found = [p[len(prefix) :] if p.startswith(prefix) else p for p in self.fs.find(folder)]
+        orphans = [p for p in found if p not in keep]
         self.delete(orphans)
         return orphans
+
+
+def _fsync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class PartitionWriter:
@@ -145,6 +156,8 @@ class PartitionWriter:
             self.store.fs.mv(self.store.path(tmp), self.store.path(relative))
             final.append(relative)
             total += self.store.fs.size(self.store.path(relative))
+        if final and self.store.local:
+            _fsync_directory(self.store.path(self.component_id))  # the renames, durable
         self._tmp = []
         return WrittenPartition(final, self.rows, total, self.schema or schemas.EMPTY)
 

@@ -47,7 +47,11 @@ class Workspace:
         self.settings = settings or Settings.from_env(home=home)
         self.clock = clock
         self.catalog = Catalog.open(self.settings.catalog_url)
-        self.store = Store(self.settings.store_url)
+        try:
+            self.store = Store(self.settings.store_url)
+        except BaseException:
+            self.catalog.close()
+            raise
 
     def __enter__(self) -> Workspace:
         return self

@@ -148,3 +148,27 @@ def test_debug_shows_the_traceback(home: Path) -> None:
     result = runner.invoke(app, ["--home", str(home), "--debug", "partitions", "nope"])
     assert result.exit_code == 1
     assert type(result.exception).__name__ == "NotFoundError"
+
+
+def test_an_unreachable_catalog_is_one_line(home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HEADWATER_CATALOG_URL", "postgresql://nobody@127.0.0.1:1/none")
+    code, _, err = hw(home, "components")
+    assert code == 1
+    assert err.startswith("error: the catalog database cannot be used:")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_credential_file_newline_is_not_part_of_the_secret(
+    home: Path, write_connector, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("t0ken\n")
+    path = write_connector(
+        GOOD.replace(
+            "def list_objects",
+            "def context(credentials):\n"
+            "    assert credentials == 't0ken', repr(credentials)\n"
+            "\ndef list_objects",
+        )
+    )
+    assert hw(home, "run", str(path), "--credential-file", str(secret))[0] == 0

@@ -22,6 +22,7 @@ def s(**types: pa.DataType) -> pa.Schema:
         (pa.int8(), pa.int32(), False, pa.int32()),
         (pa.uint8(), pa.int8(), False, pa.int16()),
         (pa.uint32(), pa.int64(), False, pa.int64()),
+        (pa.uint64(), pa.int8(), True, pa.float64()),
         (pa.float32(), pa.float64(), False, pa.float64()),
         (pa.string(), pa.large_string(), False, pa.large_string()),
         (pa.timestamp("s"), pa.timestamp("us"), False, pa.timestamp("us")),
@@ -44,6 +45,7 @@ def test_merge_widens(old, new, widen, merged) -> None:
         (pa.timestamp("us"), pa.timestamp("us", tz="UTC"), False),
         (pa.list_(pa.int64()), pa.string(), True),  # nested values do not become strings
         (pa.bool_(), pa.int64(), True),
+        (pa.uint64(), pa.int64(), False),  # no integer type holds both
     ],
 )
 def test_merge_conflicts_name_column_and_types(old, new, widen) -> None:

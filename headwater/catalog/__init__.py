@@ -2,6 +2,7 @@
 
 from headwater.catalog.catalog import (
     Catalog,
+    Checkpoint,
     ComponentRecord,
     Failure,
     PartitionRecord,
@@ -11,6 +12,7 @@ from headwater.catalog.catalog import (
 
 __all__ = [
     "Catalog",
+    "Checkpoint",
     "ComponentRecord",
     "Failure",
     "PartitionRecord",

@@ -19,9 +19,16 @@ from headwater import failpoints
 from headwater import schema as schemas
 from headwater.catalog import connect
 from headwater.catalog.lease import Clock, Lease
-from headwater.catalog.tables import components, partitions, run_failures, runs
+from headwater.catalog.tables import (
+    components,
+    leases,
+    partitions,
+    run_failures,
+    runs,
+    stream_checkpoints,
+)
 from headwater.catalog.tables import schemas as schema_table
-from headwater.errors import NotFoundError, SettingsError
+from headwater.errors import ComponentBusyError, NotFoundError, SettingsError
 
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted", "abandoned")
 
@@ -34,6 +41,15 @@ class StoredPartition:
     fingerprint: str
     code_version: str
     schema_id: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A stream's last landed commit and the offset reported with it."""
+
+    seq: int
+    time: int
+    offset: Any
 
 
 @dataclass(frozen=True)
@@ -136,8 +152,9 @@ class Catalog:
         with self.engine.begin() as c:
             row = c.execute(sa.select(components).where(components.c.name == name)).first()
             if row is None:
+                # Two first runs of a new component may race to create it: one insert wins.
                 c.execute(
-                    components.insert().values(
+                    _insert_ignoring_duplicates(c, components).values(
                         id=uuid.uuid4().hex,
                         name=name,
                         kind=kind,
@@ -255,9 +272,13 @@ class Catalog:
         attempts: int,
         read_seconds: float,
         now: datetime.datetime,
+        checkpoint: Checkpoint | None = None,
+        holder: str | None = None,
     ) -> list[str]:
         """Make a partition visible (replacing any earlier version). Returns the files of the
-        version it replaced, which the caller deletes once this has committed."""
+        version it replaced, which the caller deletes once this has committed. A stream's
+        `checkpoint` is stored in the same transaction. Given the lease `holder`, the commit
+        happens only while that runner still holds the component's lease."""
         schema_id = schemas.schema_id(schema)
         values = {
             "fingerprint": fingerprint,
@@ -273,11 +294,13 @@ class Catalog:
         }
         key = (partitions.c.component_id == component_id) & (partitions.c.name == name)
         with self.engine.begin() as c:
-            known = c.execute(sa.select(schema_table.c.id).where(schema_table.c.id == schema_id))
-            if known.first() is None:
-                c.execute(
-                    schema_table.insert().values(id=schema_id, arrow=schemas.serialize(schema))
+            _fence(c, component_id, holder)
+            # Runners of other components may store the same new schema at the same moment.
+            c.execute(
+                _insert_ignoring_duplicates(c, schema_table).values(
+                    id=schema_id, arrow=schemas.serialize(schema)
                 )
+            )
             old = c.execute(sa.select(partitions.c.files).where(key)).first()
             if old is None:
                 c.execute(
@@ -285,13 +308,43 @@ class Catalog:
                 )
             else:
                 c.execute(partitions.update().where(key).values(**values))
+            if checkpoint is not None:
+                self._store_checkpoint(c, component_id, checkpoint, now)
             failpoints.hit("catalog.in_commit")
         return list(old.files) if old is not None else []
 
-    def drop_partitions(self, component_id: str, names: Sequence[str]) -> list[str]:
+    def _store_checkpoint(
+        self,
+        c: sa.Connection,
+        component_id: str,
+        checkpoint: Checkpoint,
+        now: datetime.datetime,
+    ) -> None:
+        values = {
+            "seq": checkpoint.seq,
+            "time": checkpoint.time,
+            "offset": checkpoint.offset,
+            "updated_at": now,
+        }
+        key = stream_checkpoints.c.component_id == component_id
+        if c.execute(stream_checkpoints.update().where(key).values(**values)).rowcount == 0:
+            c.execute(stream_checkpoints.insert().values(component_id=component_id, **values))
+
+    def checkpoint(self, component_id: str) -> Checkpoint | None:
+        query = sa.select(
+            stream_checkpoints.c.seq, stream_checkpoints.c.time, stream_checkpoints.c.offset
+        ).where(stream_checkpoints.c.component_id == component_id)
+        with self._reading() as c:
+            row = c.execute(query).first()
+        return Checkpoint(int(row.seq), int(row.time), row.offset) if row else None
+
+    def drop_partitions(
+        self, component_id: str, names: Sequence[str], holder: str | None = None
+    ) -> list[str]:
         """Remove partitions in one transaction. Returns their files, for the caller to delete."""
         dropped: list[str] = []
         with self.engine.begin() as c:
+            _fence(c, component_id, holder)
             for chunk in _chunks(list(names)):
                 key = (partitions.c.component_id == component_id) & partitions.c.name.in_(chunk)
                 dropped += [
@@ -364,6 +417,16 @@ class Catalog:
             )
             return int(result.rowcount)
 
+    def last_run_status(self, component_id: str) -> str | None:
+        query = (
+            sa.select(runs.c.status)
+            .where(runs.c.component_id == component_id)
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        with self._reading() as c:
+            return c.execute(query).scalar()
+
     def runs(self, component_id: str | None = None, limit: int = 20) -> list[RunRecord]:
         query = (
             sa.select(runs, components.c.name.label("component"))
@@ -410,6 +473,30 @@ def read_schema(parts: Iterable[pa.Schema]) -> pa.Schema:
     for schema in parts:
         merged = schemas.merge(merged, schema, widen=True, lenient=True)
     return merged
+
+
+def _fence(c: sa.Connection, component_id: str, holder: str | None) -> None:
+    """Within a writing transaction: go on only while `holder` holds the component's lease.
+    A runner that stalled past its lease's expiry must not commit after another took over."""
+    if holder is None:
+        return
+    current = c.execute(
+        sa.select(leases.c.holder).where(leases.c.component_id == component_id).with_for_update()
+    ).scalar()
+    if current != holder:
+        raise ComponentBusyError(
+            f"this runner ({holder}) lost the component's lease to {current or 'nobody'} "
+            "(it stalled past the lease's expiry); it stops without committing more"
+        )
+
+
+def _insert_ignoring_duplicates(c: sa.Connection, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the catalog's dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if c.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _run_record(row: Any) -> RunRecord:

@@ -139,3 +139,20 @@ leases = sa.Table(
     sa.Column("acquired_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# A stream landed in a component: its last commit (sequence number, time) and the offset the
+# subject reported with it, written in the same transaction as that commit's partition.
+stream_checkpoints = sa.Table(
+    "stream_checkpoints",
+    metadata,
+    sa.Column(
+        "component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("offset", sa.JSON, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -13,14 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from headwater.errors import ConnectorError, HeadwaterError, Where
+from headwater.secrets import scrub
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
-MASK = "***"  # the same mask as ConnectorError.scrubbed
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """`text` with every occurrence of the secret masked (short secrets too: safer than sorry)."""
-    return text.replace(secret, MASK) if secret else text
 
 
 def connector_traceback(exc: BaseException) -> str:
@@ -43,7 +38,9 @@ def guard(where: Where, secret: str | None = None) -> Iterator[None]:
         raise exc.located(where).scrubbed(secret) from None
     except HeadwaterError:
         raise
-    except (Exception, SystemExit) as exc:  # sys.exit() in a connector must not end the run
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit() or CancelledError in a connector: still its error
         message = scrub(f"{type(exc).__name__}: {exc}", secret)
         function = where.function or "connector"
         raise ConnectorError(

@@ -127,9 +127,11 @@ def _outcome(future: Future[Outcome], obj: ListedObject, where: Where) -> Outcom
         return future.result()
     except BrokenProcessPool:
         error = ConnectorError(
-            "the worker process reading this partition died (killed, or crashed in native code)",
+            "the worker process reading this partition died (killed, crashed in native code, "
+            "or the main module failed when the worker imported it)",
             where.at(partition=obj.name),
-            hint="check the worker's memory use, or read with executor=thread to see the error",
+            hint="worker processes import your main module: keep a script's code under "
+            "`if __name__ == '__main__':`; or read with executor=thread to see the error",
         )
     except Exception as exc:  # metadata that does not pickle, for one
         error = ConnectorError(

@@ -17,6 +17,7 @@ from headwater.engine.boundary import guard
 from headwater.engine.listing import ListedObject
 from headwater.engine.read import read_partition
 from headwater.errors import ConnectorError, HeadwaterError, Where
+from headwater.secrets import scrub
 from headwater.store import Store, WrittenPartition
 
 
@@ -85,8 +86,8 @@ def land(
             if writer is not None:
                 writer.abort()
             error = ConnectorError(
-                f"internal error while landing: {type(exc).__name__}: {exc}",
+                scrub(f"internal error while landing: {type(exc).__name__}: {exc}", secret),
                 where,
-                detail="".join(traceback.format_exception(exc)),
+                detail=scrub("".join(traceback.format_exception(exc)), secret),
             )
             return NotLanded(obj, error, attempt)

@@ -106,7 +106,9 @@ def _check(obj: Any, index: int, parent: str | None) -> tuple[str, str, bool]:
             f"{item} has {_describe(obj, 'name')}; it needs a non-empty string name",
             hint=f"yield {OBJECT_SHAPE}",
         )
-    fingerprint = obj.get("fingerprint", "" if is_prefix else None)
+    fingerprint = obj.get("fingerprint")
+    if is_prefix and fingerprint is None:
+        fingerprint = ""  # a prefix is listed, never read: it needs no fingerprint
     if not isinstance(fingerprint, str) or (not fingerprint and not is_prefix):
         raise ConnectorError(
             f"object '{name}' ({item}) has {_describe(obj, 'fingerprint')}; "

@@ -10,6 +10,7 @@ the work.
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,8 +36,10 @@ from headwater.errors import (
     SchemaError,
     Where,
 )
+from headwater.secrets import scrub
 from headwater.store import Store
 
+log = logging.getLogger("headwater.refresh")
 Clock = Any  # Callable[[], datetime.datetime]; kept loose so tests can pass any callable
 
 
@@ -149,8 +152,15 @@ def refresh(
             code_version=version,
             now=clock(),
         )
-        if catalog.abandon_runs(component.id, clock()):
-            store.sweep(component.id, catalog.committed_files(component.id))
+        # Orphans come from runs that did not end cleanly (killed, interrupted, failed).
+        unclean = catalog.abandon_runs(component.id, clock()) or catalog.last_run_status(
+            component.id
+        ) in ("failed", "interrupted")
+        store.sweep(
+            component.id,
+            catalog.committed_files(component.id) if unclean else set(),
+            temporary_only=not unclean,
+        )
         run_id = catalog.start_run(
             component.id, executor=settings.executor, holder=lease.holder, now=clock()
         )
@@ -169,7 +179,10 @@ def refresh(
             result.counts = the_plan.counts()
             result.recoded = the_plan.recoded
             progress.planned(the_plan)
-            baseline = _baseline_schema(catalog, stored, set(the_plan.unchanged))
+            kept = set(the_plan.unchanged)
+            if settings.keep_removed:
+                kept.update(the_plan.removed)
+            baseline = _baseline_schema(catalog, stored, kept)
             job = LandJob(source, settings, store.url, component.id, where, credential)
             committer = _Committer(
                 catalog,
@@ -177,8 +190,9 @@ def refresh(
                 component.id,
                 version,
                 run_id,
+                lease.holder,
                 baseline,
-                settings,
+                settings.widen_types,
                 clock,
                 where.at(function=connector.read_function),
             )
@@ -197,7 +211,8 @@ def refresh(
                     progress.failed(outcome.obj.name, _message(outcome.error))
             if the_plan.removed and not settings.keep_removed:
                 failpoints.hit("refresh.before_drop")
-                store.delete(catalog.drop_partitions(component.id, the_plan.removed))
+                dropped = catalog.drop_partitions(component.id, the_plan.removed, lease.holder)
+                _delete_quietly(store, dropped)
             result.status = _status(result)
         except ConnectorError as exc:  # context or listing failed: nothing was planned
             result.status = "failed"
@@ -207,37 +222,27 @@ def refresh(
             _finish(catalog, result, "interrupted", started, clock)
             raise
         except BaseException as exc:
-            result.error = f"{type(exc).__name__}: {exc}"
+            result.error = scrub(f"{type(exc).__name__}: {exc}", credential)
             _finish(catalog, result, "failed", started, clock)
             raise
         _finish(catalog, result, result.status, started, clock)
         return result
 
 
+@dataclass
 class _Committer:
     """Commits landed partitions one by one, checking each against the component's schema."""
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        store: Store,
-        component_id: str,
-        version: str,
-        run_id: int,
-        schema: pa.Schema,
-        settings: ComponentSettings,
-        clock: Clock,
-        where: Where,
-    ) -> None:
-        self.catalog = catalog
-        self.store = store
-        self.component_id = component_id
-        self.version = version
-        self.run_id = run_id
-        self.schema = schema
-        self.settings = settings
-        self.clock = clock
-        self.where = where
+    catalog: Catalog
+    store: Store
+    component_id: str
+    version: str
+    run_id: int
+    holder: str  # the lease this run holds: commits happen only while it does
+    schema: pa.Schema
+    widen: bool
+    clock: Clock
+    where: Where
 
     def commit(self, landed: Landed) -> Landed | NotLanded:
         written = landed.written
@@ -245,11 +250,11 @@ class _Committer:
             merged = schemas.merge(
                 self.schema,
                 written.schema,
-                widen=self.settings.widen_types,
+                widen=self.widen,
                 where=self.where.at(partition=landed.obj.name),
             )
         except SchemaError as exc:
-            self.store.delete(written.files)
+            _delete_quietly(self.store, written.files)
             return NotLanded(landed.obj, exc, landed.attempts)
         failpoints.hit("commit.before")
         replaced = self.catalog.commit_partition(
@@ -265,19 +270,31 @@ class _Committer:
             attempts=landed.attempts,
             read_seconds=landed.seconds,
             now=self.clock(),
+            holder=self.holder,
         )
         failpoints.hit("commit.after")
-        self.store.delete(replaced)
+        _delete_quietly(self.store, replaced)
         self.schema = merged
         return landed
 
 
+def _delete_quietly(store: Store, files: list[str]) -> None:
+    """Delete files no committed partition names any more. Best effort: the commit already
+    happened, so a failure here leaves orphans for a later sweep, not a failed run."""
+    try:
+        store.delete(files)
+    except OSError as exc:
+        log.warning(
+            "could not delete %d replaced file(s), left for the next sweep: %s", len(files), exc
+        )
+
+
 def _baseline_schema(
-    catalog: Catalog, stored: dict[str, StoredPartition], unchanged: set[str]
+    catalog: Catalog, stored: dict[str, StoredPartition], kept: set[str]
 ) -> pa.Schema:
     """The schema new partitions must agree with: that of the partitions this refresh keeps.
     (Partitions being replaced or dropped do not count: changed code may change types.)"""
-    ids = list(dict.fromkeys(p.schema_id for n, p in stored.items() if n in unchanged))
+    ids = list(dict.fromkeys(p.schema_id for n, p in stored.items() if n in kept))
     found = catalog.schemas(ids)
     return read_schema(found[i] for i in ids)
 

@@ -182,3 +182,60 @@ def test_lease_of_a_dead_process_is_free_at_once(catalog: Catalog) -> None:
         )
     with Lease(catalog.engine, component.id, "c", Clock()) as lease:
         assert lease.holder.startswith(HOST)
+
+
+def test_concurrent_writers_of_one_new_schema_and_component(catalog: Catalog) -> None:
+    """Two runners storing the same new schema (and creating the same component) at once."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def runner(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            component = make_component(catalog, "shared")
+            barrier.wait(timeout=30)
+            commit(catalog, component.id, f"p{i}", [f"x/{i}.parquet"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(catalog.partitions(catalog.component("shared").id)) == 4
+
+
+def test_a_runner_that_lost_its_lease_cannot_commit(catalog: Catalog) -> None:
+    component = make_component(catalog)
+    clock = Clock()
+    first = Lease(catalog.engine, component.id, "c", clock, ttl=datetime.timedelta(seconds=60))
+    first.acquire()
+    clock.now = T0 + datetime.timedelta(minutes=5)  # first stalled past its expiry
+    second = Lease(catalog.engine, component.id, "c", clock)
+    second.acquire()
+    with pytest.raises(ComponentBusyError, match="lost the component's lease"):
+        catalog.commit_partition(
+            component.id,
+            name="p",
+            fingerprint="f",
+            code_version="v1",
+            schema=pa.schema([("a", pa.int64())]),
+            files=["c/x.parquet"],
+            row_count=1,
+            byte_size=1,
+            run_id=1,
+            attempts=1,
+            read_seconds=0.0,
+            now=T0,
+            holder=first.holder,
+        )
+    with pytest.raises(ComponentBusyError):
+        catalog.drop_partitions(component.id, ["p"], holder=first.holder)
+    assert catalog.partitions(component.id) == []
+    assert commit(catalog, component.id, "p", ["c/y.parquet"]) == []  # no holder: no fence
+    second.release()
+    first.release()

@@ -229,3 +229,22 @@ def test_read_pandas_and_batches(workspace: Workspace, write_connector) -> None:
     assert sorted(frame["id"].tolist()) == [0, 1, 2, 10, 11, 12]
     batches = list(workspace.read_batches("conn"))
     assert sum(b.num_rows for b in batches) == 6
+
+
+def test_later_batches_are_not_truncated_to_the_first_ones_types(
+    workspace: Workspace, write_connector
+) -> None:
+    # The first batch (2 rows) has whole prices; the second a fraction. Strict types: the
+    # partition must fail with the conflict named, never store 10 for 10.75.
+    path = write_connector("""
+        def list_objects(context, metadata):
+            yield {"name": "prices", "fingerprint": "1", "is_prefix": False}
+        def read_records(context, metadata):
+            yield from [{"price": 10}, {"price": 11}, {"price": 10.75}]
+    """)
+    result = workspace.refresh(path, batch_rows=2)
+    assert result.status == "failed"
+    assert "column 'price' was int64 and is now double" in result.failures[0].message
+    widened = workspace.refresh(path, batch_rows=2, widen_types=True).raise_for_status()
+    assert widened.rows == 3
+    assert [r["price"] for r in workspace.read_arrow("conn").to_pylist()] == [10.0, 11.0, 10.75]
