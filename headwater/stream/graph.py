@@ -1,0 +1,389 @@
+"""Streams and running them: `read` makes a table handle, sinks attach to it, `run` runs all.
+
+Each stream has two threads: the subject's `run()` (the producer) and a consumer that closes
+micro-batches, turns them into changes (upserts against the keyed state) and writes them to the
+sinks. A stream landed in a component (`write_component`) is durable: every commit is logged
+there with its offset, and after a restart the state, the offset and the durable sinks resume
+from that log, so each commit reaches each durable sink once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from headwater.errors import HeadwaterError
+from headwater.stream.buffer import NO_OFFSET, OP, Backlog, RowBuffer, StreamClosedError
+from headwater.stream.schema import Schema, schema_from_columns
+from headwater.stream.sinks import DIFF, TIME, Sink
+from headwater.stream.state import KeyedState, append_changes
+from headwater.stream.subject import ConnectorSubject, SubjectError
+
+if TYPE_CHECKING:
+    from headwater.stream.log import StreamLog
+
+BAD_ROW_POLICIES = ("raise", "skip", "dead_letter")
+IDLE_SECONDS = 0.001  # a producer quiet this long has nothing more for the open batch
+CHUNK_ROWS = 8_192
+DEFAULT_BACKLOG = 100_000
+DEAD_LETTER_SCHEMA = pa.schema([("row", pa.string()), ("reason", pa.string())])
+
+
+class StreamError(HeadwaterError):
+    """A stream is declared wrongly (checked before anything runs)."""
+
+
+@dataclass(eq=False)
+class Table:
+    """A stream, as `read()` returns it: give it to sinks (`write_csv(table, path)`)."""
+
+    name: str
+    schema: type[Schema]
+    subject: ConnectorSubject | None
+    autocommit_ms: int | None
+    max_backlog_size: int | None
+    on_bad_row: str
+    sinks: list[Sink] = field(default_factory=list)
+    component: str | None = None  # landed in this component: the stream's durable log
+    _dead: Table | None = field(default=None, repr=False)  # its dead-letter table, once asked
+
+    @property
+    def dead_letters(self) -> Table:
+        """The rows `next()` rejected, with the reason (with on_bad_row="dead_letter")."""
+        if self.on_bad_row != "dead_letter":
+            raise StreamError(
+                f"stream '{self.name}' keeps no dead letters; read it with on_bad_row='dead_letter'"
+            )
+        if self._dead is None:
+            schema = schema_from_columns("DeadLetters", {"row": str, "reason": str})
+            self._dead = Table(f"{self.name}.dead_letters", schema, None, None, None, "raise")
+        return self._dead
+
+
+class Graph:
+    """The streams declared since the last `run()`."""
+
+    def __init__(self) -> None:
+        self.tables: list[Table] = []
+
+    def read(
+        self,
+        subject: ConnectorSubject,
+        *,
+        schema: type[Schema] | None,
+        autocommit_duration_ms: int | None,
+        name: str | None,
+        max_backlog_size: int | None,
+        on_bad_row: str,
+    ) -> Table:
+        if not isinstance(subject, ConnectorSubject):
+            raise StreamError(f"read() takes a ConnectorSubject, got {type(subject).__name__}")
+        if getattr(subject, "_read_once", False):
+            raise StreamError(
+                f"{type(subject).__name__} object was already read; a subject can be read once "
+                "(create a new one for each read())"
+            )
+        subject._read_once = True  # type: ignore[attr-defined]
+        if on_bad_row not in BAD_ROW_POLICIES:
+            raise StreamError(f"on_bad_row={on_bad_row!r}; choose one of {BAD_ROW_POLICIES}")
+        if schema is None:
+            schema = schema_from_columns("DataSchema", {"data": str})
+        reserved = {TIME, DIFF} & {c.name for c in schema.columns()}
+        if reserved:
+            raise StreamError(
+                f"schema {schema.__name__} has column(s) {', '.join(sorted(reserved))}, which "
+                "the change stream uses for the commit time and +1/-1; rename them"
+            )
+        table = Table(
+            name or f"{type(subject).__name__}_{len(self.tables)}",
+            schema,
+            subject,
+            autocommit_duration_ms,
+            DEFAULT_BACKLOG if max_backlog_size is None else max_backlog_size or None,
+            on_bad_row,
+        )
+        self.tables.append(table)
+        return table
+
+    def run(self, *, home: str | Path | None = None) -> None:
+        """Run every stream until each finite subject has finished; re-raise a subject's
+        error (with its name in a note) after stopping the others."""
+        tables, self.tables = self.tables, []
+        if not tables:
+            raise StreamError("nothing to run: read() a subject first")
+        runners = [StreamRunner(t, home) for t in tables if t.subject is not None]
+        try:
+            for runner in runners:
+                runner.prepare()
+            for runner in runners:
+                runner.start()
+            while any(r.alive() for r in runners):
+                failed = next((r for r in runners if r.error is not None), None)
+                if failed is not None:
+                    for runner in runners:
+                        runner.stop()
+                for runner in runners:
+                    runner.join(0.05)
+        except KeyboardInterrupt:
+            for runner in runners:
+                runner.stop()
+            for runner in runners:
+                runner.join(None)
+            raise
+        finally:
+            for runner in runners:
+                runner.close()
+        errors = [r.error for r in runners if r.error is not None]
+        if errors:
+            raise errors[0]
+
+
+class StreamRunner:
+    """One stream at run time: its subject thread, its consumer thread, state and sinks."""
+
+    def __init__(self, table: Table, home: str | Path | None) -> None:
+        assert table.subject is not None
+        self.table = table
+        self.subject = table.subject
+        self.home = home
+        self.error: BaseException | None = None
+        self.columns = [c.name for c in table.schema.columns()]
+        key = table.schema.primary_key()
+        self.state = KeyedState(self.columns, key, _is_int_key(table.schema)) if key else None
+        self.backlog = Backlog(table.max_backlog_size)
+        self.buffer = RowBuffer(
+            table.schema.columns(),
+            key,
+            self.backlog,
+            subject=table.name,
+            on_bad_row=table.on_bad_row,
+            chunk_rows=CHUNK_ROWS,
+        )
+        self.sinks = list(table.sinks)
+        self.dead_sinks = list(table._dead.sinks) if table._dead is not None else []
+        self.log: StreamLog | None = None
+        self.applied: dict[int, int] = {}  # sink index -> last seq it holds
+        self.seq = 0
+        self.last_time = 0
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._workspace: Any = None
+
+    # -- before running -----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        changes_schema = self._changes_schema()
+        offset = NO_OFFSET
+        if self.table.component is not None:
+            # Only a durable stream needs the catalog: import it (SQLAlchemy, Alembic) here.
+            from headwater.stream.log import StreamLog
+            from headwater.workspace import Workspace
+
+            self._workspace = Workspace(home=self.home)
+            self.log = StreamLog(self._workspace, self.table.component, self.table.name)
+            checkpoint = self.log.open()
+            if checkpoint is not None:
+                self.seq, self.last_time = checkpoint.seq, checkpoint.time
+                if checkpoint.offset is not None:
+                    offset = checkpoint.offset
+                if self.state is not None:
+                    for _, changes in self.log.replay():
+                        self.state.load(changes)
+        durable = self.log is not None
+        for index, sink in enumerate(self.sinks):
+            held = sink.open(changes_schema, stream=self.table.name, durable=durable)
+            self.applied[index] = held or 0
+            if sink.durable and self.log is not None and (held or 0) < self.seq:
+                for seq, changes in self.log.replay(after=held or 0):
+                    sink.write(seq, changes)  # catch up from the log: exactly once
+                self.applied[index] = self.seq
+        for sink in self.dead_sinks:
+            sink.open(
+                _with_change_columns(DEAD_LETTER_SCHEMA), stream=self.table.name, durable=False
+            )
+        self.subject._buffer = self.buffer
+        if offset is not NO_OFFSET:
+            self.subject.seek(offset)
+
+    def _changes_schema(self) -> pa.Schema:
+        return _with_change_columns(self.table.schema.arrow_schema())
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        name = self.table.name
+        for target, role in ((self._produce, "subject"), (self._consume, "consumer")):
+            thread = threading.Thread(target=target, name=f"stream-{name}-{role}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _produce(self) -> None:
+        try:
+            self.subject.run()
+        except StreamClosedError:
+            if not self._stopping:
+                self.buffer.fail(
+                    SubjectError(f"stream '{self.table.name}': next() or commit() after close()")
+                )
+            return
+        except BaseException as exc:
+            _name(exc, self.table.name)
+            self._stop_subject()
+            self.buffer.fail(exc)
+            return
+        try:
+            self._stop_subject()
+        except BaseException as exc:
+            _name(exc, self.table.name)
+            self.buffer.fail(exc)
+            return
+        self.buffer.commit(close=True)
+
+    def _stop_subject(self) -> None:
+        self.subject._stop_once()
+
+    def _consume(self) -> None:
+        pending: list[pa.RecordBatch] = []
+        dead: list[tuple[dict[str, Any], str]] = []
+        autocommit = self.table.autocommit_ms
+        first_pending = 0.0
+        seen = -1
+        try:
+            while True:
+                waiting = self.buffer.pending
+                timeout = IDLE_SECONDS if waiting and autocommit is not None else 0.05
+                event = self.backlog.get(timeout)
+                if event is None:
+                    if self._stopping and not self._threads[0].is_alive():
+                        return
+                    if autocommit is not None and waiting:
+                        now = time.monotonic()
+                        first_pending = first_pending or now
+                        overdue = now - first_pending >= autocommit / 1000
+                        if (waiting == seen or overdue) and self.buffer.cut():
+                            first_pending, seen = 0.0, -1
+                        else:
+                            seen = waiting
+                    continue
+                if event.rows is not None:
+                    pending.append(event.rows)
+                dead.extend(event.dead)
+                if event.error is not None:
+                    self.error = event.error  # the uncommitted rows are discarded
+                    return
+                if event.commit:
+                    self._commit(pending, event.offset, dead)
+                    pending, dead = [], []
+                    first_pending, seen = 0.0, -1
+                if event.close:
+                    return
+        except BaseException as exc:  # a sink or the log failed: stop this stream
+            self.error = exc
+            self._stopping = True
+            self.buffer.closed = True
+
+    def _commit(
+        self, pending: list[pa.RecordBatch], offset: Any, dead: list[tuple[dict[str, Any], str]]
+    ) -> None:
+        rows = pa.Table.from_batches(pending) if pending else None
+        if rows is None and offset is NO_OFFSET and not dead:
+            return  # an empty commit with nothing to record
+        if rows is None:
+            rows = self._empty_rows()
+        if self.state is not None:
+            changes = self.state.apply(rows)
+        else:
+            changes = append_changes(rows, self.columns)
+        self.seq += 1
+        self.last_time = _next_time(self.last_time)
+        changes = _stamp(changes, self.last_time)
+        if self.log is not None:
+            self.log.append(
+                self.seq, self.last_time, None if offset is NO_OFFSET else offset, changes
+            )
+        for index, sink in enumerate(self.sinks):
+            if self.seq > self.applied[index]:
+                sink.write(self.seq, changes)
+                self.applied[index] = self.seq
+        if dead and self.dead_sinks:
+            letters = _dead_letters(dead, self.last_time)
+            for sink in self.dead_sinks:
+                sink.write(self.seq, letters)
+
+    def _empty_rows(self) -> pa.Table:
+        fields = [pa.field(c.name, c.arrow_type) for c in self.table.schema.columns()]
+        return pa.schema([*fields, pa.field(OP, pa.int8())]).empty_table()
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads[1:])
+
+    def join(self, timeout: float | None) -> None:
+        for thread in self._threads[1:]:
+            thread.join(timeout)
+
+    def stop(self) -> None:
+        """Stop from outside: next() raises from now on, and on_stop() may end run()."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.buffer.closed = True
+        try:
+            self._stop_subject()
+        except Exception as exc:  # on_stop failing while stopping must not hide why we stop
+            if self.error is None:
+                self.error = exc
+
+    def close(self) -> None:
+        for sink in [*self.sinks, *self.dead_sinks]:
+            sink.close()
+        if self.log is not None:
+            self.log.close()
+        if self._workspace is not None:
+            self._workspace.close()
+
+
+def _is_int_key(schema: type[Schema]) -> bool:
+    key = [c for c in schema.columns() if c.primary_key]
+    return len(key) == 1 and key[0].python_type is int
+
+
+def _with_change_columns(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(TIME, pa.int64())).append(pa.field(DIFF, pa.int8()))
+
+
+def _next_time(last: int) -> int:
+    """Milliseconds since the epoch, even (as Pathway's times are), always increasing."""
+    now = int(time.time() * 1000) & ~1
+    return now if now > last else last + 2
+
+
+def _stamp(changes: pa.Table, at: int) -> pa.Table:
+    diff = changes.column(DIFF)
+    values = changes.drop_columns([DIFF])
+    times = pa.array([at] * changes.num_rows, pa.int64())
+    return values.append_column(TIME, times).append_column(DIFF, diff)
+
+
+def _dead_letters(dead: list[tuple[dict[str, Any], str]], at: int) -> pa.Table:
+    rows = [json.dumps(values, default=repr) for values, _ in dead]
+    reasons = [reason for _, reason in dead]
+    return pa.table(
+        {
+            "row": rows,
+            "reason": reasons,
+            TIME: pa.array([at] * len(dead), pa.int64()),
+            DIFF: pa.array([1] * len(dead), pa.int8()),
+        }
+    )
+
+
+def _name(exc: BaseException, stream: str) -> None:
+    exc.add_note(f"raised in the run() of stream '{stream}'")

@@ -1,0 +1,148 @@
+"""Sinks: where a stream's commits go. Each receives one change batch per commit: the columns,
+then `time` (the commit's time in milliseconds, even and increasing, as Pathway writes it) and
+`diff` (+1 an insertion, -1 a retraction).
+
+Durable sinks (`durable = True`) record the last commit they applied together with its data,
+so after a restart they are fed, from the stream's log, exactly the commits they lack.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+TIME = "time"
+DIFF = "diff"
+
+
+class Sink(Protocol):
+    name: str
+    durable: bool
+
+    def open(self, schema: pa.Schema, *, stream: str, durable: bool) -> int | None:
+        """Prepare to write batches of `schema` (the columns plus time and diff) of `stream`.
+        On a durable stream (one with a log) a durable sink returns the sequence number of the
+        last commit it holds; otherwise it starts afresh and returns None."""
+        ...
+
+    def write(self, seq: int, changes: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CsvSink:
+    """Pathway's CSV change stream: every value quoted, the header written with the first rows.
+    The file is rewritten by each run (it is not durable)."""
+
+    durable = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = f"csv:{self.path}"
+        self._file: io.BufferedWriter | None = None
+        self._writer: pacsv.CSVWriter | None = None
+
+    def open(self, schema: pa.Schema, *, stream: str, durable: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "wb")  # noqa: SIM115 - held open for the run, closed in close()
+        self._schema = schema
+
+    def write(self, seq: int, changes: pa.Table) -> None:
+        if not changes.num_rows:
+            return
+        assert self._file is not None
+        if self._writer is None:
+            options = pacsv.WriteOptions(quoting_style="all_valid")
+            self._writer = pacsv.CSVWriter(self._file, self._schema, write_options=options)
+        self._writer.write_table(changes)
+        self._file.flush()  # visible to readers at once: a commit is the unit of latency
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._file is not None:
+            self._file.close()
+
+
+class JsonLinesSink:
+    """Pathway's JSON Lines change stream: one object per change, with time and diff."""
+
+    durable = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = f"jsonlines:{self.path}"
+        self._file: io.TextIOWrapper | None = None
+
+    def open(self, schema: pa.Schema, *, stream: str, durable: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._binary = [f.name for f in schema if pa.types.is_binary(f.type)]
+
+    def write(self, seq: int, changes: pa.Table) -> None:
+        if not changes.num_rows:
+            return
+        assert self._file is not None
+        lines = []
+        for row in changes.to_pylist():
+            for name in self._binary:  # JSON has no bytes: write them as text
+                if row[name] is not None:
+                    row[name] = row[name].decode("utf-8", "backslashreplace")
+            lines.append(json.dumps(row, default=str, separators=(",", ":")))
+        self._file.write("\n".join(lines) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class ParquetSink:
+    """One Parquet file per commit, `<seq>.parquet`, written under a temporary name, made
+    durable and renamed: a commit's file is there whole or not at all. Durable: the highest
+    sequence number present is the last commit it holds."""
+
+    durable = True
+    _FILE = re.compile(r"^(\d{12})\.parquet$")
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.name = f"parquet:{self.directory}"
+
+    def open(self, schema: pa.Schema, *, stream: str, durable: bool) -> int | None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for tmp in self.directory.glob("*.parquet.tmp"):
+            tmp.unlink()  # left by a crash: never renamed, so never part of the output
+        held = sorted(
+            int(m.group(1)) for p in self.directory.iterdir() if (m := self._FILE.match(p.name))
+        )
+        if not durable:  # no log to resume from: each run starts the directory afresh
+            for seq in held:
+                (self.directory / f"{seq:012d}.parquet").unlink()
+            return None
+        return held[-1] if held else None
+
+    def write(self, seq: int, changes: pa.Table) -> None:
+        final = self.directory / f"{seq:012d}.parquet"
+        tmp = final.with_suffix(".parquet.tmp")
+        pq.write_table(changes, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+
+    def close(self) -> None:
+        pass
+
+
+def read_parquet_output(directory: str | Path) -> pa.Table:
+    """All commits a Parquet sink wrote, in order (a helper for tests and notebooks)."""
+    files = sorted(Path(directory).glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else pa.table({})
