@@ -60,6 +60,13 @@ def _postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def postgres_dsn() -> Iterator[str]:
+    """A fresh PostgreSQL database, as a libpq URL (what psycopg and the stream sink take)."""
+    for url in _postgres_database():
+        yield url.replace("postgresql+psycopg://", "postgresql://")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A catalog URL on each database the catalog suite runs on."""

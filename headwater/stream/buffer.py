@@ -138,6 +138,7 @@ class RowBuffer:
         self.on_bad_row = on_bad_row
         self.chunk_rows = chunk_rows
         self.skipped = 0
+        self._to_skip = 0  # rows a resumed subject re-sends that had already landed
         self._closed = False
         self._take_lock = threading.Lock()
         # The fast path's test: exactly these types, in order (JSON columns never match it).
@@ -195,6 +196,9 @@ class RowBuffer:
     def delete(self, key: dict[str, Any]) -> None:
         if self.closed:
             raise StreamClosedError(f"{self.subject}: delete() after the stream was closed")
+        if self._to_skip:
+            self._skip_one(key)
+            return
         if not self.primary_key:
             raise BadRowError(
                 f"{self.subject}: delete() needs a primary key in the schema; "
@@ -226,6 +230,21 @@ class RowBuffer:
 
     def _refuse(self, values: dict[str, Any]) -> None:
         raise StreamClosedError(f"{self.subject}: next() after the stream was closed")
+
+    def skip(self, rows: int) -> None:
+        """After a restart: drop the first `rows` rows (next or delete) the subject sends, as
+        they had landed before it stopped. `add` is swapped while skipping, so the per-row
+        path pays nothing once done."""
+        if rows <= 0:
+            return
+        self._to_skip = rows
+        self._adding = self.add
+        self.add = self._skip_one
+
+    def _skip_one(self, values: dict[str, Any]) -> None:
+        self._to_skip -= 1
+        if self._to_skip == 0:
+            self.add = self._adding
 
     def commit(self, offset: Any = NO_OFFSET, *, close: bool = False) -> None:
         if self.closed:

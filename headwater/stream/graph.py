@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headwater import failpoints
 from headwater.errors import HeadwaterError
 from headwater.stream.buffer import NO_OFFSET, OP, Backlog, RowBuffer, StreamClosedError
 from headwater.stream.schema import Schema, schema_from_columns
@@ -171,6 +172,9 @@ class StreamRunner:
         self.applied: dict[int, int] = {}  # sink index -> last seq it holds
         self.seq = 0
         self.last_time = 0
+        # Resume: the last offset the subject reported, and how many rows landed after it.
+        self.offset: Any = None
+        self.after_offset = 0
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._workspace: Any = None
@@ -179,7 +183,6 @@ class StreamRunner:
 
     def prepare(self) -> None:
         changes_schema = self._changes_schema()
-        offset = NO_OFFSET
         if self.table.component is not None:
             # Only a durable stream needs the catalog: import it (SQLAlchemy, Alembic) here.
             from headwater.stream.log import StreamLog
@@ -190,8 +193,8 @@ class StreamRunner:
             checkpoint = self.log.open()
             if checkpoint is not None:
                 self.seq, self.last_time = checkpoint.seq, checkpoint.time
-                if checkpoint.offset is not None:
-                    offset = checkpoint.offset
+                self.offset = checkpoint.offset["offset"]
+                self.after_offset = checkpoint.offset["after"]
                 if self.state is not None:
                     for _, changes in self.log.replay():
                         self.state.load(changes)
@@ -208,8 +211,12 @@ class StreamRunner:
                 _with_change_columns(DEAD_LETTER_SCHEMA), stream=self.table.name, durable=False
             )
         self.subject._buffer = self.buffer
-        if offset is not NO_OFFSET:
-            self.subject.seek(offset)
+        if self.offset is not None:
+            self.subject.seek(self.offset)
+            # Rows that landed after the offset (autocommits) come again: drop them once.
+            # (A subject that reports no offsets starts afresh: its rows may have changed,
+            # and an upsert stream drops the identical ones by itself.)
+            self.buffer.skip(self.after_offset)
 
     def _changes_schema(self) -> pa.Schema:
         return _with_change_columns(self.table.schema.arrow_schema())
@@ -296,6 +303,10 @@ class StreamRunner:
             return  # an empty commit with nothing to record
         if rows is None:
             rows = self._empty_rows()
+        if offset is NO_OFFSET:
+            self.after_offset += rows.num_rows
+        else:  # this commit's rows are the ones before the offset
+            self.offset, self.after_offset = offset, 0
         if self.state is not None:
             changes = self.state.apply(rows)
         else:
@@ -304,13 +315,14 @@ class StreamRunner:
         self.last_time = _next_time(self.last_time)
         changes = _stamp(changes, self.last_time)
         if self.log is not None:
-            self.log.append(
-                self.seq, self.last_time, None if offset is NO_OFFSET else offset, changes
-            )
+            resume = {"offset": self.offset, "after": self.after_offset}
+            self.log.append(self.seq, self.last_time, resume, changes)
+            failpoints.hit("stream.after_log")
         for index, sink in enumerate(self.sinks):
             if self.seq > self.applied[index]:
                 sink.write(self.seq, changes)
                 self.applied[index] = self.seq
+                failpoints.hit("stream.after_sink")
         if dead and self.dead_sinks:
             letters = _dead_letters(dead, self.last_time)
             for sink in self.dead_sinks:

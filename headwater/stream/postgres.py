@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.types as pat
 
+from headwater import failpoints
 from headwater.errors import HeadwaterError
 from headwater.stream.sinks import DIFF, TIME
 
@@ -129,6 +130,7 @@ class PostgresSink:
                 ).format(sql.Identifier(PROGRESS)),
                 [self.key, seq, datetime.datetime.now(datetime.UTC)],
             )
+            failpoints.hit("stream.postgres_in_transaction")
 
     def _apply_keyed(
         self, cur: Any, target: Any, columns: Any, rows: list[dict[str, Any]], diffs: list[int]

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from headwater import failpoints
+
 TIME = "time"
 DIFF = "diff"
 
@@ -136,6 +138,7 @@ class ParquetSink:
         pq.write_table(changes, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        failpoints.hit("stream.parquet_before_rename")
         os.replace(tmp, final)
 
     def close(self) -> None:
