@@ -1,4 +1,4 @@
-"""Only `headwater.connectors` (and the top-level names) are promised to users."""
+"""What is promised to users: the connector-author APIs and the top-level names."""
 
 from __future__ import annotations
 
@@ -26,6 +26,25 @@ import pytest
             "headwater.connectors",
             {"ConnectorSource", "ObjectMetadata", "PartitionedConnector", "load_partitioned"},
         ),
+        (
+            "headwater.stream",
+            {
+                "BadRowError",
+                "ConnectorSubject",
+                "Schema",
+                "StreamClosedError",
+                "StreamError",
+                "Table",
+                "column_definition",
+                "read",
+                "run",
+                "write_component",
+                "write_csv",
+                "write_jsonlines",
+                "write_parquet",
+                "write_postgres",
+            },
+        ),
     ],
 )
 def test_public_names(module: str, names: set[str]) -> None:
@@ -33,6 +52,17 @@ def test_public_names(module: str, names: set[str]) -> None:
     assert set(loaded.__all__) == names
     for name in names:
         assert getattr(loaded, name) is not None, f"{module}.{name} is listed but missing"
+
+
+def test_importing_the_stream_api_does_not_load_the_catalog() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, headwater.stream; print('sqlalchemy' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
 
 
 def test_importing_headwater_starts_nothing_heavy() -> None:
