@@ -70,7 +70,8 @@ def read(
             (Headwater commits sooner when the subject goes quiet); None: only commit() does.
         name: the stream's name (in errors, and the default component for write_component).
         max_backlog_size: rows that may wait for the consumer before next() blocks
-            (default 100,000; 0 for unbounded).
+            (default 100,000; 0 for unbounded); the chunk being filled, at most half as
+            large, comes on top.
         on_bad_row: "raise" (default: next() raises at the call), "skip" (counted, logged) or
             "dead_letter" (kept with the reason in `table.dead_letters`).
 

@@ -161,7 +161,8 @@ class RowBuffer:
 
     @property
     def pending(self) -> int:
-        return len(self._ops)
+        """Rows (and dead letters) not yet handed over."""
+        return len(self._ops) + len(self._dead)
 
     # -- the producer's side ------------------------------------------------------------------
 
@@ -266,13 +267,15 @@ class RowBuffer:
 
     def cut(self) -> bool:
         """Autocommit: commit the pending rows now. Returns whether there were any."""
-        if not self._ops:
+        if not self._ops and not self._dead:
             return False
-        self._take(Event(commit=True), wait=False)
+        self._take(Event(commit=True), wait=False, in_subject=False)
         return True
 
-    def _take(self, event: Event, *, wait: bool = True) -> None:
-        """Hand the rows so far (with `event`'s commit or close) to the consumer."""
+    def _take(self, event: Event, *, wait: bool = True, in_subject: bool = True) -> None:
+        """Hand the rows so far (with `event`'s commit or close) to the consumer.
+        `in_subject`: called from the subject's thread (next, commit), where a bad row found
+        now can be raised; from the consumer's, it is raised at the subject's next call."""
         with self._take_lock:
             ticket = self.backlog.ticket()
             n = len(self._ops)  # rows complete in every column: ops are appended last
@@ -281,11 +284,68 @@ class RowBuffer:
                 del values[:n]
             dead = self._dead[: len(self._dead)]
             del self._dead[: len(dead)]
+        bad: list[BadRowError] = []
         if n:
-            arrays = [pa.array(v, type=f.type) for v, f in zip(taken, self._arrow, strict=True)]
+            try:
+                arrays = self._arrays(taken)
+            except (pa.ArrowException, OverflowError):
+                # A value that passed the type check but does not fit (an int beyond int64):
+                # its row is bad like any other; the rest of the batch goes on.
+                taken, bad, rejected = self._without_unconvertible(taken)
+                arrays = self._arrays(taken)
+                if self.on_bad_row == "dead_letter":
+                    dead += rejected
             event.rows = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
         event.dead = dead
         self.backlog.put(ticket, event, wait=wait)
+        for error in bad:
+            if self.on_bad_row != "raise":
+                self._count_bad(error)
+            elif in_subject:
+                raise error
+            else:
+                self._raise_later(error)
+                break
+
+    def _arrays(self, taken: list[list[Any]]) -> list[pa.Array]:
+        return [pa.array(v, type=f.type) for v, f in zip(taken, self._arrow, strict=True)]
+
+    def _without_unconvertible(
+        self, taken: list[list[Any]]
+    ) -> tuple[list[list[Any]], list[BadRowError], list[tuple[dict[str, Any], str]]]:
+        """The batch without its rows Arrow cannot store, and an error for each of them."""
+        rows = len(taken[-1])
+        failing: dict[int, BadRowError] = {}
+        for values, column in zip(taken, self._arrow, strict=False):
+            for index, value in enumerate(values):
+                try:
+                    pa.array([value], type=column.type)
+                except (pa.ArrowException, OverflowError):
+                    failing.setdefault(
+                        index,
+                        BadRowError(
+                            f"{self.subject}: column '{column.name}' got {value!r}, which does not "
+                            f"fit {column.type} (found when its batch was handed over; the other "
+                            "rows of the batch were kept)"
+                        ),
+                    )
+        kept = [[v for i, v in enumerate(values) if i not in failing] for values in taken]
+        rejected = [
+            ({c.name: taken[k][i] for k, c in enumerate(self.columns)}, str(failing[i]))
+            for i in range(rows)
+            if i in failing
+        ]
+        return kept, list(failing.values()), rejected
+
+    def _raise_later(self, error: BadRowError) -> None:
+        """Raise `error` from the subject's next call of next() (found by the consumer)."""
+        adding = self.add
+
+        def raise_once(values: dict[str, Any]) -> None:
+            self.add = adding
+            raise error
+
+        self.add = raise_once
 
     # -- checking values ----------------------------------------------------------------------
 
@@ -301,16 +361,20 @@ class RowBuffer:
     def _checked_slowly(self, values: dict[str, Any]) -> list[Any]:
         unknown = [name for name in values if name not in self._by_name]
         if unknown:
+            given = ", ".join(f"{name}={values[name]!r}" for name in unknown)
             raise BadRowError(
-                f"{self.subject}: next() got column(s) {', '.join(unknown)}, which the schema "
-                f"does not have (it has {', '.join(self.names)})"
+                f"{self.subject}: next() got {given}, but the schema has no such column "
+                f"(it has {', '.join(self.names)})"
             )
         row = []
         for column in self.columns:
             if column.name in values:
                 row.append(self._checked_value(column, values[column.name]))
             elif column.has_default:
-                row.append(column.default if not column.is_json else json_text(column.default))
+                default = column.default
+                row.append(
+                    json_text(default) if column.is_json and default is not None else default
+                )
             else:
                 raise BadRowError(
                     f"{self.subject}: next() got no value for column '{column.name}' "
@@ -355,6 +419,9 @@ class RowBuffer:
             raise error
         if self.on_bad_row == "dead_letter":
             self._dead.append((values, str(error)))
+        self._count_bad(error)
+
+    def _count_bad(self, error: BadRowError) -> None:
         self.skipped += 1
         if self.skipped <= 10 or self.skipped % 1000 == 0:
             log.warning("%s (bad row %d, %s)", error, self.skipped, self.on_bad_row)

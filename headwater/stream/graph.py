@@ -9,7 +9,9 @@ from that log, so each commit reaches each durable sink once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,8 +31,10 @@ from headwater.stream.subject import ConnectorSubject, SubjectError
 if TYPE_CHECKING:
     from headwater.stream.log import StreamLog
 
+log = logging.getLogger("headwater.stream")
 BAD_ROW_POLICIES = ("raise", "skip", "dead_letter")
 IDLE_SECONDS = 0.001  # a producer quiet this long has nothing more for the open batch
+SUBJECT_GRACE_SECONDS = 5.0  # for run() to return once its stream has ended
 CHUNK_ROWS = 8_192
 DEFAULT_BACKLOG = 100_000
 DEAD_LETTER_SCHEMA = pa.schema([("row", pa.string()), ("reason", pa.string())])
@@ -125,17 +129,19 @@ class Graph:
             for runner in runners:
                 runner.start()
             while any(r.alive() for r in runners):
-                failed = next((r for r in runners if r.error is not None), None)
-                if failed is not None:
+                if any(r.error is not None for r in runners):
                     for runner in runners:
                         runner.stop()
                 for runner in runners:
                     runner.join(0.05)
+            for runner in runners:
+                runner.join_subject(SUBJECT_GRACE_SECONDS)
         except KeyboardInterrupt:
             for runner in runners:
                 runner.stop()
             for runner in runners:
                 runner.join(None)
+                runner.join_subject(SUBJECT_GRACE_SECONDS)
             raise
         finally:
             for runner in runners:
@@ -158,13 +164,17 @@ class StreamRunner:
         key = table.schema.primary_key()
         self.state = KeyedState(self.columns, key, _is_int_key(table.schema)) if key else None
         self.backlog = Backlog(table.max_backlog_size)
+        # Chunks no larger than half the backlog bound: at most max_backlog_size rows wait,
+        # plus the chunk being filled.
+        bound = table.max_backlog_size
+        chunk_rows = min(CHUNK_ROWS, max(1, bound // 2)) if bound else CHUNK_ROWS
         self.buffer = RowBuffer(
             table.schema.columns(),
             key,
             self.backlog,
             subject=table.name,
             on_bad_row=table.on_bad_row,
-            chunk_rows=CHUNK_ROWS,
+            chunk_rows=chunk_rows,
         )
         self.sinks = list(table.sinks)
         self.dead_sinks = list(table._dead.sinks) if table._dead is not None else []
@@ -231,69 +241,87 @@ class StreamRunner:
             thread.start()
 
     def _produce(self) -> None:
+        name = self.table.name
         try:
             self.subject.run()
-        except StreamClosedError:
-            if not self._stopping:
-                self.buffer.fail(
-                    SubjectError(f"stream '{self.table.name}': next() or commit() after close()")
-                )
+        except StreamClosedError as exc:
+            if self._stopping:  # stopped from outside: next() raising ended run(), as meant
+                return
+            self._fail(SubjectError(f"stream '{name}': run() used the stream after close()"), exc)
             return
         except BaseException as exc:
-            _name(exc, self.table.name)
-            self._stop_subject()
-            self.buffer.fail(exc)
+            _name(exc, name)
+            self._fail(exc)
             return
         try:
             self._stop_subject()
+            self.buffer.commit(close=True)  # run() returned: what is pending lands, then done
         except BaseException as exc:
-            _name(exc, self.table.name)
-            self.buffer.fail(exc)
-            return
-        self.buffer.commit(close=True)
+            _name(exc, name)
+            self._fail(exc)
+
+    def _fail(self, error: BaseException, cause: BaseException | None = None) -> None:
+        """run() (or on_stop, or the last commit) failed: keep the first error, stop the
+        subject, and end the consumer (the uncommitted rows are discarded)."""
+        if cause is not None:
+            error.__cause__ = cause
+        if self.error is None:
+            self.error = error
+        with contextlib.suppress(BaseException):  # on_stop failing too: the first error counts
+            self._stop_subject()
+        self.buffer.fail(error)
 
     def _stop_subject(self) -> None:
         self.subject._stop_once()
 
     def _consume(self) -> None:
-        pending: list[pa.RecordBatch] = []
+        pending: list[pa.RecordBatch] = []  # handed over, not yet committed
         dead: list[tuple[dict[str, Any], str]] = []
         autocommit = self.table.autocommit_ms
-        first_pending = 0.0
-        seen = -1
+        oldest: float | None = None  # when the oldest uncommitted row was first seen
+        seen = -1  # the buffer's rows at the previous look: unchanged means the subject is quiet
         try:
             while True:
-                waiting = self.buffer.pending
-                timeout = IDLE_SECONDS if waiting and autocommit is not None else 0.05
-                event = self.backlog.get(timeout)
-                if event is None:
-                    if self._stopping and not self._threads[0].is_alive():
+                waiting = bool(pending or dead or self.buffer.pending)
+                event = self.backlog.get(
+                    IDLE_SECONDS if waiting and autocommit is not None else 0.05
+                )
+                now = time.monotonic()
+                if event is not None:
+                    if event.error is not None:
+                        if self.error is None:
+                            self.error = event.error
                         return
-                    if autocommit is not None and waiting:
-                        now = time.monotonic()
-                        first_pending = first_pending or now
-                        overdue = now - first_pending >= autocommit / 1000
-                        if (waiting == seen or overdue) and self.buffer.cut():
-                            first_pending, seen = 0.0, -1
-                        else:
-                            seen = waiting
+                    if event.rows is not None:
+                        pending.append(event.rows)
+                    dead.extend(event.dead)
+                    if event.commit:
+                        self._commit(pending, event.offset, dead)
+                        pending, dead, oldest, seen = [], [], None, -1
+                    if event.close:
+                        return
+                elif self._stopping and not self._threads[0].is_alive():
+                    return
+                if autocommit is None:
                     continue
-                if event.rows is not None:
-                    pending.append(event.rows)
-                dead.extend(event.dead)
-                if event.error is not None:
-                    self.error = event.error  # the uncommitted rows are discarded
-                    return
-                if event.commit:
-                    self._commit(pending, event.offset, dead)
-                    pending, dead = [], []
-                    first_pending, seen = 0.0, -1
-                if event.close:
-                    return
-        except BaseException as exc:  # a sink or the log failed: stop this stream
-            self.error = exc
-            self._stopping = True
-            self.buffer.closed = True
+                buffered = self.buffer.pending
+                if not (pending or dead or buffered):
+                    oldest = None
+                    continue
+                oldest = oldest or now
+                quiet = event is None and buffered == seen
+                seen = buffered
+                if quiet or now - oldest >= autocommit / 1000:
+                    if buffered:
+                        self.buffer.cut()  # its commit arrives next, after anything older
+                    else:
+                        self._commit(pending, NO_OFFSET, dead)
+                        pending, dead = [], []
+                    oldest, seen = None, -1
+        except BaseException as exc:  # a sink or the log failed: this stream stops
+            if self.error is None:
+                self.error = exc
+            self.stop()
 
     def _commit(
         self, pending: list[pa.RecordBatch], offset: Any, dead: list[tuple[dict[str, Any], str]]
@@ -335,11 +363,23 @@ class StreamRunner:
     # -- stopping -----------------------------------------------------------------------------
 
     def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads[1:])
+        return self._threads[1].is_alive()
 
     def join(self, timeout: float | None) -> None:
-        for thread in self._threads[1:]:
-            thread.join(timeout)
+        self._threads[1].join(timeout)
+
+    def join_subject(self, grace: float) -> None:
+        """Wait for run() to return after the stream ended; a subject stuck in I/O that its
+        on_stop() did not release is left behind (its thread is a daemon)."""
+        subject = self._threads[0]
+        subject.join(grace)
+        if subject.is_alive():
+            log.warning(
+                "the run() of stream '%s' did not return within %.0f s after the stream "
+                "stopped; make on_stop() end it (close the client it waits on)",
+                self.table.name,
+                grace,
+            )
 
     def stop(self) -> None:
         """Stop from outside: next() raises from now on, and on_stop() may end run()."""

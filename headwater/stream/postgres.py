@@ -49,7 +49,8 @@ class PostgresSink:
     durable = True
 
     def __init__(self, dsn: str, table: str, primary_key: list[str]) -> None:
-        self.dsn = dsn
+        # psycopg takes libpq URLs; accept the SQLAlchemy form the catalog settings use too.
+        self.dsn = dsn.replace("postgresql+psycopg://", "postgresql://", 1)
         self.table = table
         self.primary_key = primary_key
         self.name = f"postgres:{table}"

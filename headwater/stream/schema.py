@@ -147,7 +147,26 @@ def _column(cls: type, name: str, hint: Any) -> Column:
         default = None
     if definition.primary_key and nullable:
         raise SchemaDefinitionError(f"{cls.__name__}.{name}: a primary key cannot be optional")
-    return Column(name, base, arrow_type, accepts, nullable, definition.primary_key, default)
+    column = Column(name, base, arrow_type, accepts, nullable, definition.primary_key, default)
+    if column.has_default and not _fits(column, default):
+        raise SchemaDefinitionError(
+            f"{cls.__name__}.{name}: the default {default!r} is not a {column.type_name}"
+        )
+    return column
+
+
+def _fits(column: Column, value: Any) -> bool:
+    if value is None:
+        return column.nullable
+    if column.is_json:
+        try:
+            json_text(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+    if isinstance(value, bool) and column.python_type is not bool:
+        return False
+    return isinstance(value, column.accepts)
 
 
 def schema_from_columns(name: str, annotations: dict[str, Any]) -> type[Schema]:
@@ -158,5 +177,6 @@ def schema_from_columns(name: str, annotations: dict[str, Any]) -> type[Schema]:
 
 
 def json_text(value: Any) -> str:
-    """A JSON column's value as stored: its JSON text."""
-    return json.dumps(value, separators=(",", ":"))
+    """A JSON column's value as stored: its JSON text, keys sorted (so an equal value is equal
+    text, and an identical re-send is recognised)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -55,7 +56,9 @@ class CsvSink:
     def open(self, schema: pa.Schema, *, stream: str, durable: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")  # noqa: SIM115 - held open for the run, closed in close()
-        self._schema = schema
+        self._schema = pa.schema(
+            [f.with_type(pa.string()) if _as_text(f.type) else f for f in schema]
+        )
 
     def write(self, seq: int, changes: pa.Table) -> None:
         if not changes.num_rows:
@@ -64,7 +67,7 @@ class CsvSink:
         if self._writer is None:
             options = pacsv.WriteOptions(quoting_style="all_valid")
             self._writer = pacsv.CSVWriter(self._file, self._schema, write_options=options)
-        self._writer.write_table(changes)
+        self._writer.write_table(_csv_text(changes, self._schema))
         self._file.flush()  # visible to readers at once: a commit is the unit of latency
 
     def close(self) -> None:
@@ -72,6 +75,30 @@ class CsvSink:
             self._writer.close()
         if self._file is not None:
             self._file.close()
+
+
+def _as_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_floating(t) or pa.types.is_binary(t))
+
+
+def _csv_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Floats as Pathway writes them (1.0, not 1), bytes as text (invalid UTF-8 escaped)."""
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_floating(field.type):
+            text = column.cast(pa.string())
+            whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
+            column = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+        elif pa.types.is_binary(field.type):
+            column = pa.array(
+                [
+                    None if v is None else v.decode("utf-8", "backslashreplace")
+                    for v in column.to_pylist()
+                ],
+                pa.string(),
+            )
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class JsonLinesSink:
