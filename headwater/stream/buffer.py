@@ -66,6 +66,7 @@ class Backlog:
         self._issued = 0  # tickets handed out
         self._next = 0  # the next ticket to release
         self._rows = 0
+        self._nudged = False
 
     def ticket(self) -> int:
         """Called under the buffer's lock, so tickets follow the order of the rows."""
@@ -94,8 +95,11 @@ class Backlog:
             self._cond.notify_all()
 
     def get(self, timeout: float | None) -> Event | None:
+        """The next event in order; None after `timeout`, or at once when nudged."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._next in self._ready, timeout):
+            ready = self._cond.wait_for(lambda: self._next in self._ready or self._nudged, timeout)
+            self._nudged = False
+            if not ready or self._next not in self._ready:
                 return None
             event = self._ready.pop(self._next)
             self._next += 1
@@ -106,6 +110,7 @@ class Backlog:
     def nudge(self) -> None:
         """Wake the consumer: rows are waiting in the buffer (for the autocommit)."""
         with self._cond:
+            self._nudged = True
             self._cond.notify_all()
 
 

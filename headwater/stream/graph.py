@@ -186,6 +186,10 @@ class StreamRunner:
         self.offset: Any = None
         self.after_offset = 0
         self._threads: list[threading.Thread] = []
+        # Set when the consumer is done. Waiting on it, not on Thread.join: before Python 3.13 a
+        # join interrupted by Ctrl-C marks a running thread as finished (CPython gh-90882), and
+        # the sinks would then be closed under it.
+        self._consumed = threading.Event()
         self._stopping = False
         self._workspace: Any = None
 
@@ -220,6 +224,7 @@ class StreamRunner:
             sink.open(
                 _with_change_columns(DEAD_LETTER_SCHEMA), stream=self.table.name, durable=False
             )
+        pa.array([0])  # pyarrow imports pandas on first use: here, not in the first commit
         self.subject._buffer = self.buffer
         if self.offset is not None:
             self.subject.seek(self.offset)
@@ -235,10 +240,13 @@ class StreamRunner:
 
     def start(self) -> None:
         name = self.table.name
-        for target, role in ((self._produce, "subject"), (self._consume, "consumer")):
-            thread = threading.Thread(target=target, name=f"stream-{name}-{role}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        self._threads = [
+            threading.Thread(target=self._produce, name=f"stream-{name}-subject", daemon=True),
+            threading.Thread(target=self._consume, name=f"stream-{name}-consumer", daemon=True),
+        ]
+        # The consumer first: a subject may commit, or even be interrupted, at once.
+        self._threads[1].start()
+        self._threads[0].start()
 
     def _produce(self) -> None:
         name = self.table.name
@@ -275,6 +283,12 @@ class StreamRunner:
         self.subject._stop_once()
 
     def _consume(self) -> None:
+        try:
+            self._consume_events()
+        finally:
+            self._consumed.set()
+
+    def _consume_events(self) -> None:
         pending: list[pa.RecordBatch] = []  # handed over, not yet committed
         dead: list[tuple[dict[str, Any], str]] = []
         autocommit = self.table.autocommit_ms
@@ -299,6 +313,10 @@ class StreamRunner:
                         self._commit(pending, event.offset, dead)
                         pending, dead, oldest, seen = [], [], None, -1
                     if event.close:
+                        if self._threads[0].is_alive():
+                            # close() was called while run() goes on: on_stop() is its cue to
+                            # release the client it waits on, so run() returns.
+                            self._stop_subject()
                         return
                 elif self._stopping and not self._threads[0].is_alive():
                     return
@@ -339,6 +357,8 @@ class StreamRunner:
             changes = self.state.apply(rows)
         else:
             changes = append_changes(rows, self.columns)
+        if not changes.num_rows and offset is NO_OFFSET and not dead:
+            return  # identical re-sends only: nothing changed, nothing to record
         self.seq += 1
         self.last_time = _next_time(self.last_time)
         changes = _stamp(changes, self.last_time)
@@ -363,14 +383,17 @@ class StreamRunner:
     # -- stopping -----------------------------------------------------------------------------
 
     def alive(self) -> bool:
-        return self._threads[1].is_alive()
+        return bool(self._threads) and not self._consumed.is_set()
 
     def join(self, timeout: float | None) -> None:
-        self._threads[1].join(timeout)
+        if self._threads:  # never started (interrupted before start()): nothing to wait for
+            self._consumed.wait(timeout)
 
     def join_subject(self, grace: float) -> None:
         """Wait for run() to return after the stream ended; a subject stuck in I/O that its
         on_stop() did not release is left behind (its thread is a daemon)."""
+        if not self._threads:
+            return
         subject = self._threads[0]
         subject.join(grace)
         if subject.is_alive():

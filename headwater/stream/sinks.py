@@ -81,11 +81,18 @@ def _as_text(t: pa.DataType) -> bool:
     return bool(pa.types.is_floating(t) or pa.types.is_binary(t))
 
 
+SMALL = 256  # rows: below this, Python beats the fixed cost of Arrow's compute calls
+
+
 def _csv_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Floats as Pathway writes them (1.0, not 1), bytes as text (invalid UTF-8 escaped)."""
     columns = []
     for field, column in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_floating(field.type):
+        if pa.types.is_floating(field.type) and table.num_rows < SMALL:
+            column = pa.array(
+                [None if v is None else repr(v) for v in column.to_pylist()], pa.string()
+            )
+        elif pa.types.is_floating(field.type):
             text = column.cast(pa.string())
             whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
             column = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)

@@ -222,7 +222,20 @@ def _last_per_key(codes: np.ndarray) -> np.ndarray:
     return np.sort(len(codes) - 1 - first_in_reverse)
 
 
+SMALL = 256  # rows: below this, comparing in Python beats Arrow's per-call cost
+
+
 def _rows_equal(a: pa.Table, b: pa.Table) -> np.ndarray:
+    """Row by row: are all values equal (None equals None, NaN equals NaN)?"""
+    if a.num_rows < SMALL:
+        return np.fromiter(
+            (
+                all(x == y or (x != x and y != y) for x, y in zip(r, s, strict=True))
+                for r, s in zip(_tuples(a), _tuples(b), strict=True)
+            ),
+            dtype=bool,
+            count=a.num_rows,
+        )
     same = np.ones(a.num_rows, dtype=bool)
     for name in a.column_names:
         x, y = a.column(name), b.column(name)
@@ -231,6 +244,10 @@ def _rows_equal(a: pa.Table, b: pa.Table) -> np.ndarray:
             equal = pc.or_(equal, pc.fill_null(pc.and_(pc.is_nan(x), pc.is_nan(y)), False))
         same &= equal.to_numpy(zero_copy_only=False)
     return same
+
+
+def _tuples(table: pa.Table) -> list[tuple[Any, ...]]:
+    return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
 
 
 def _with_diff(table: pa.Table, diff: int) -> pa.Table:

@@ -5,7 +5,9 @@ together and one failing stops the others."""
 
 from __future__ import annotations
 
+import _thread
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -257,3 +259,61 @@ def test_next_outside_a_stream_raises(subject: Any) -> None:
         loose.next(n=1)
     with pytest.raises(SubjectError):
         loose.commit()
+
+
+class Keyed(stream.Schema):
+    key: int = stream.column_definition(primary_key=True)
+
+
+class SlowSink:
+    """Takes a while per write (a remote system), and notes any write after close()."""
+
+    durable = False
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.closed = False
+        self.written_after_close = False
+
+    def open(self, schema: Any, *, stream: str, durable: bool) -> None:
+        pass
+
+    def write(self, seq: int, changes: Any) -> None:
+        time.sleep(0.1)  # the slowness under test, not a wait for anything
+        self.written_after_close |= self.closed
+        self.keys += changes.column("key").to_pylist()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_ctrl_c_lets_committed_batches_land_before_the_sinks_close(subject: Any) -> None:
+    def script(s: Any) -> None:
+        for key in range(3):
+            s.next(key=key)
+            s.commit()
+        _thread.interrupt_main()  # Ctrl-C, while the sink is still writing
+        s.stopped.wait(WAIT)  # stopping calls on_stop(), which ends this run()
+
+    sink = SlowSink()
+    table = stream.read(subject(script), schema=Keyed, autocommit_duration_ms=None)
+    table.sinks.append(sink)
+    with pytest.raises(KeyboardInterrupt):
+        stream.run()
+    assert sink.keys == [0, 1, 2]
+    assert sink.closed and not sink.written_after_close
+
+
+def test_close_inside_a_running_run_calls_on_stop(subject: Any, make_sink: Any, caplog) -> None:
+    def script(s: Any) -> None:
+        s.next(key=1)
+        s.close()  # the end of the stream, say an end message from a broker
+        s.stopped.wait(WAIT)  # a client loop that on_stop() disconnects
+
+    made = subject(script)
+    sink = make_sink(stream.read(made, schema=Keyed))
+    stream.run()
+    assert made.stop_calls == 1
+    assert [r["key"] for r in sink.rows()] == [1]
+    assert "did not return" not in caplog.text
