@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
-import subprocess
 from pathlib import Path
 
+import machine
 from common import PARTS, ROWS_PER_PART, TOTAL_ROWS
 
 ROOT = Path(__file__).parent.parent
@@ -40,43 +38,12 @@ NOOP_TARGET_S = 2.0
 
 
 def machine_facts(headwater_python: str, dlt_python: str) -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
-    return {
-        "date_utc": subprocess.run(
-            ["date", "-u", "+%Y-%m-%d %H:%M"], capture_output=True, text=True
-        ).stdout.strip(),
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "ram_gib": round(mem_kib / 1024**2, 1),
-        "kernel": platform.release(),
-        "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "headwater_venv": _versions(headwater_python, "headwater pyarrow duckdb sqlalchemy pandas"),
-        "dlt_venv": _versions(dlt_python, "dlt duckdb pyarrow"),
-        "git": _git(),
-    }
-
-
-def _versions(python: str, packages: str) -> str:
-    code = (
-        "import sys, importlib.metadata as m; print('python ' + sys.version.split()[0] + ', ' + "
-        f"', '.join(p + ' ' + m.version(p) for p in {packages.split()!r}))"
+    return machine.facts(
+        {
+            "headwater_venv": (headwater_python, "headwater pyarrow duckdb sqlalchemy pandas"),
+            "dlt_venv": (dlt_python, "dlt duckdb pyarrow"),
+        }
     )
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True)
-    return done.stdout.strip() or f"unavailable ({done.stderr.strip()[-200:]})"
-
-
-def _git() -> str:
-    """The commit measured, and whether headwater/ had uncommitted changes (read-only git)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    changed = len(git("status", "--porcelain", "--", "headwater").splitlines())
-    commit = git("rev-parse", "--short", "HEAD").strip()
-    return f"{commit} ({changed} uncommitted change(s) in headwater/)"
 
 
 def _median(values: list[float]) -> float | None:

@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent.parent
+sys.path.insert(0, str(ROOT / "bench"))  # the shared bench/machine.py
+
+import machine  # noqa: E402 - found through the path set just above
 
 THROUGHPUT = {
     "headwater_pk": "Headwater `stream`, `key` primary key (upserts)",
@@ -34,47 +33,12 @@ PERCENTILES = ("p50", "p90", "p99")
 
 
 def machine_facts(headwater_python: str, pathway_python: str) -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
-    return {
-        "date_utc": subprocess.run(
-            ["date", "-u", "+%Y-%m-%d %H:%M"], capture_output=True, text=True
-        ).stdout.strip(),
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "ram_gib": round(mem_kib / 1024**2, 1),
-        "kernel": platform.release(),
-        "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "headwater_venv": _versions(headwater_python, "headwater pyarrow numpy"),
-        "pathway_venv": _versions(pathway_python, "pathway numpy"),
-        "git": _git(),
-    }
-
-
-def _versions(python: str, packages: str) -> str:
-    code = (
-        "import sys, importlib.metadata as m; print('python ' + sys.version.split()[0] + ', ' + "
-        f"', '.join(p + ' ' + m.version(p) for p in {packages.split()!r}))"
+    return machine.facts(
+        {
+            "headwater_venv": (headwater_python, "headwater pyarrow numpy"),
+            "pathway_venv": (pathway_python, "pathway numpy"),
+        }
     )
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True)
-    return done.stdout.strip() or f"unavailable ({done.stderr.strip()[-200:]})"
-
-
-def _git() -> str:
-    """The commit measured, and the uncommitted changes in headwater/ if any, named by a hash of
-    their diff so two runs can tell whether they measured the same code (read-only git)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    commit = git("rev-parse", "--short", "HEAD").strip()
-    changed = git("status", "--porcelain", "--", "headwater").splitlines()
-    if not changed:
-        return f"{commit}, no uncommitted changes in headwater/"
-    diff = hashlib.sha256(git("diff", "HEAD", "--", "headwater").encode()).hexdigest()[:10]
-    return f"{commit} + {len(changed)} uncommitted file(s) in headwater/ (diff sha256 {diff})"
 
 
 def _median(values: list[float]) -> float:
