@@ -4,8 +4,8 @@
 object per row crosses threads. Full chunks (and commits) go to a Backlog as Arrow batches. The
 backlog is bounded in rows (`max_backlog_size`): a producer that runs ahead blocks in `next()`.
 
-Ordering: every hand-over takes a ticket under the buffer's lock and the backlog releases
-tickets in order, so a consumer-side cut (the autocommit timer) can never overtake a chunk the
+Ordering: every hand-over takes a ticket under the takers' lock and the backlog releases
+tickets in order, so a consumer-side cut (the autocommit) can never overtake a chunk the
 producer is still converting.
 """
 
@@ -73,11 +73,6 @@ class Backlog:
         with self._cond:
             self._issued += 1
             return self._issued - 1
-
-    def idle(self) -> bool:
-        """No ticket is outstanding: everything handed over has been taken."""
-        with self._cond:
-            return self._next == self._issued
 
     def put(self, ticket: int, event: Event, *, wait: bool = True) -> None:
         with self._cond:
