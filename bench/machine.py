@@ -36,6 +36,20 @@ def facts(venvs: dict[str, tuple[str, str]]) -> dict:
     return found
 
 
+def table(machine: dict, venvs: dict[str, str]) -> list[str]:
+    """The report's machine table (markdown lines); `venvs`: row label -> fact key."""
+    return [
+        "| machine | |",
+        "|---|---|",
+        f"| CPUs (nproc) | {machine['nproc']} x {machine['cpu']} |",
+        f"| RAM | {machine['ram_gib']} GiB |",
+        f"| kernel | {machine['kernel']} |",
+        f"| load average before the run (1/5/15 min) | {machine['loadavg_before']} |",
+        *(f"| {label} | {machine[key]} |" for label, key in venvs.items()),
+        f"| Headwater commit | {machine['git']} |",
+    ]
+
+
 def versions(python: str, packages: str) -> str:
     code = (
         "import sys, importlib.metadata as m; print('python ' + sys.version.split()[0] + ', ' + "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import machine
 from common import PARTS, ROWS_PER_PART, TOTAL_ROWS
+from machine import table as machine_table
 
 ROOT = Path(__file__).parent.parent
 
@@ -90,15 +91,13 @@ def render(machine: dict, runs: list[dict], reps: int) -> str:
         f"Run {machine['date_utc']} UTC. Command: `bash bench/run.sh`"
         f" (`run_all.py --reps {reps}`).",
         "",
-        "| machine | |",
-        "|---|---|",
-        f"| CPUs (nproc) | {machine['nproc']} x {machine['cpu']} |",
-        f"| RAM | {machine['ram_gib']} GiB |",
-        f"| kernel | {machine['kernel']} |",
-        f"| load average before the run (1/5/15 min) | {machine['loadavg_before']} |",
-        f"| project venv (Headwater, floor) | {machine['headwater_venv']} |",
-        f"| peer venv (bench/.venvs/dlt) | {machine['dlt_venv']} |",
-        f"| Headwater commit | {machine['git']} |",
+        *machine_table(
+            machine,
+            {
+                "project venv (Headwater, floor)": "headwater_venv",
+                "peer venv (bench/.venvs/dlt)": "dlt_venv",
+            },
+        ),
         "",
         f"## Throughput: {TOTAL_ROWS:,} rows, {PARTS} partitions x {ROWS_PER_PART:,},"
         f" medians of up to {reps} runs",

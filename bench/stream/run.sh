@@ -21,12 +21,7 @@ OUT="$BENCH/out/stream-$(date -u +%Y%m%d-%H%M%S)"
 [[ -x $PY ]] || { echo "run.sh: $PY is missing; run 'make test' first" >&2; exit 1; }
 bash "$HERE/setup.sh"
 
-max_load=${BENCH_MAX_LOAD:-1.0}
-deadline=$((SECONDS + ${BENCH_WAIT_S:-300}))
-until awk -v max="$max_load" '{ exit !($1 <= max) }' /proc/loadavg || ((SECONDS >= deadline)); do
-  echo "run.sh: load average $(cut -d' ' -f1-3 /proc/loadavg) > $max_load; waiting" >&2
-  sleep 15
-done
+source "$BENCH/wait_quiet.sh"
 
 mkdir -p "$OUT"
 "$PY" "$HERE/run_all.py" --reps "${BENCH_REPS:-5}" --out "$OUT"

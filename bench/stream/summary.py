@@ -14,6 +14,7 @@ ROOT = Path(__file__).parent.parent.parent
 sys.path.insert(0, str(ROOT / "bench"))  # the shared bench/machine.py
 
 import machine  # noqa: E402 - found through the path set just above
+from machine import table as machine_table  # noqa: E402
 
 THROUGHPUT = {
     "headwater_pk": "Headwater `stream`, `key` primary key (upserts)",
@@ -113,15 +114,13 @@ def render(machine: dict, runs: list[dict], reps: int) -> str:
         f"Run {machine['date_utc']} UTC. Command: `bash bench/stream/run.sh`"
         f" (`run_all.py --reps {reps}`).",
         "",
-        "| machine | |",
-        "|---|---|",
-        f"| CPUs (nproc) | {machine['nproc']} x {machine['cpu']} |",
-        f"| RAM | {machine['ram_gib']} GiB |",
-        f"| kernel | {machine['kernel']} |",
-        f"| load average before the run (1/5/15 min) | {machine['loadavg_before']} |",
-        f"| project venv (Headwater) | {machine['headwater_venv']} |",
-        f"| peer venv (bench/.venvs/pathway) | {machine['pathway_venv']} |",
-        f"| Headwater commit | {machine['git']} |",
+        *machine_table(
+            machine,
+            {
+                "project venv (Headwater)": "headwater_venv",
+                "peer venv (bench/.venvs/pathway)": "pathway_venv",
+            },
+        ),
     ]
     lines += _throughput(s, reps) + _latency(s, reps) + _targets(s)
     return "\n".join(lines) + "\n"
