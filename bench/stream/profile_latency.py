@@ -78,7 +78,7 @@ def instrument(capped: bool) -> None:
         event = get(self, timeout)
         if event is not None and event.rows is not None:
             now = time.perf_counter()
-            for key in event.rows.column(0).to_pylist():
+            for key in first_column(event.rows):
                 handed.setdefault(key, now)
         return event
 
@@ -89,7 +89,7 @@ def instrument(capped: bool) -> None:
         write(self, seq, changes)
         now = time.perf_counter()
         spent["consumer: CsvSink.write (with flush)"].append(now - started)
-        for key in changes.column(0).to_pylist():
+        for key in first_column(changes):
             visible.setdefault(key, now)
 
     buffer.Backlog.get = get_noting
@@ -97,7 +97,19 @@ def instrument(capped: bool) -> None:
     timed(buffer.RowBuffer, "_take", "producer: _take (lists -> Arrow, hand-over)")
     timed(graph.StreamRunner, "_commit", "consumer: _commit (all of it)")
     timed(state.KeyedState, "apply", "consumer: KeyedState.apply (upsert)")
+    if hasattr(state.KeyedState, "apply_small"):  # small commits: Python values throughout
+        timed(state.KeyedState, "apply_small", "consumer: KeyedState.apply_small (upsert)")
     timed(graph, "_stamp", "consumer: _stamp (time column)")
+
+
+def first_column(rows: Any) -> list[Any]:
+    """The first column's values of an Arrow batch, or of a small batch of Python values
+    (Headwater keeps commits under 256 rows as Python lists: `columns`, or tuples: `rows`)."""
+    if hasattr(rows, "column"):
+        return rows.column(0).to_pylist()
+    if hasattr(rows, "columns"):
+        return list(rows.columns[0])
+    return [row[0] for row in rows.rows]
 
 
 def profile_state() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from headwater.errors import HeadwaterError
+from headwater.stream.rows import SMALL, PlainRows, fits_arrow, plain_columns
 from headwater.stream.schema import Column, json_text
 
 log = logging.getLogger("headwater.stream")
@@ -44,7 +45,7 @@ class StreamClosedError(HeadwaterError, RuntimeError):
 class Event:
     """What travels from a subject to its consumer, in order."""
 
-    rows: pa.RecordBatch | None = None  # data (with the OP column)
+    rows: pa.RecordBatch | PlainRows | None = None  # data (with the OP column)
     commit: bool = False  # closes a micro-batch
     offset: Any = NO_OFFSET  # reported with this commit
     close: bool = False  # the stream ended
@@ -153,6 +154,7 @@ class RowBuffer:
         self._arrow = pa.schema(
             [pa.field(c.name, c.arrow_type) for c in columns] + [pa.field(OP, pa.int8())]
         )
+        self._plain = plain_columns(columns)
         self._values: list[list[Any]] = [[] for _ in columns]
         self._appends = [v.append for v in self._values]
         self._ops: list[int] = []
@@ -285,7 +287,9 @@ class RowBuffer:
             dead = self._dead[: len(self._dead)]
             del self._dead[: len(dead)]
         bad: list[BadRowError] = []
-        if n:
+        if n and n < SMALL and self._plain and all(map(fits_arrow, taken, self.columns)):
+            event.rows = PlainRows(taken)  # a few rows: Arrow's fixed costs would dominate
+        elif n:
             try:
                 arrays = self._arrays(taken)
             except (pa.ArrowException, OverflowError):

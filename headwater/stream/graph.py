@@ -23,6 +23,7 @@ import pyarrow as pa
 from headwater import failpoints
 from headwater.errors import HeadwaterError
 from headwater.stream.buffer import NO_OFFSET, OP, Backlog, RowBuffer, StreamClosedError
+from headwater.stream.rows import ChangeRows, Changes, PlainRows, as_table
 from headwater.stream.schema import Schema, schema_from_columns
 from headwater.stream.sinks import DIFF, TIME, Sink
 from headwater.stream.state import KeyedState, append_changes
@@ -162,7 +163,12 @@ class StreamRunner:
         self.error: BaseException | None = None
         self.columns = [c.name for c in table.schema.columns()]
         key = table.schema.primary_key()
-        self.state = KeyedState(self.columns, key, _is_int_key(table.schema)) if key else None
+        self.row_schema = _row_schema(table.schema)  # a commit's rows: the columns, the op
+        self.state = (
+            KeyedState(self.columns, key, _is_int_key(table.schema), self.row_schema)
+            if key
+            else None
+        )
         self.backlog = Backlog(table.max_backlog_size)
         # Chunks no larger than half the backlog bound: at most max_backlog_size rows wait,
         # plus the chunk being filled.
@@ -196,7 +202,7 @@ class StreamRunner:
     # -- before running -----------------------------------------------------------------------
 
     def prepare(self) -> None:
-        changes_schema = self._changes_schema()
+        changes_schema = self.changes_schema
         if self.table.component is not None:
             # Only a durable stream needs the catalog: import it (SQLAlchemy, Alembic) here.
             from headwater.stream.log import StreamLog
@@ -233,7 +239,8 @@ class StreamRunner:
             # and an upsert stream drops the identical ones by itself.)
             self.buffer.skip(self.after_offset)
 
-    def _changes_schema(self) -> pa.Schema:
+    @property
+    def changes_schema(self) -> pa.Schema:
         return _with_change_columns(self.table.schema.arrow_schema())
 
     # -- running ------------------------------------------------------------------------------
@@ -289,7 +296,7 @@ class StreamRunner:
             self._consumed.set()
 
     def _consume_events(self) -> None:
-        pending: list[pa.RecordBatch] = []  # handed over, not yet committed
+        pending: list[pa.RecordBatch | PlainRows] = []  # handed over, not yet committed
         dead: list[tuple[dict[str, Any], str]] = []
         autocommit = self.table.autocommit_ms
         oldest: float | None = None  # when the oldest uncommitted row was first seen
@@ -342,33 +349,53 @@ class StreamRunner:
             self.stop()
 
     def _commit(
-        self, pending: list[pa.RecordBatch], offset: Any, dead: list[tuple[dict[str, Any], str]]
+        self,
+        pending: list[pa.RecordBatch | PlainRows],
+        offset: Any,
+        dead: list[tuple[dict[str, Any], str]],
     ) -> None:
-        rows = pa.Table.from_batches(pending) if pending else None
-        if rows is None and offset is NO_OFFSET and not dead:
+        if pending and all(isinstance(p, PlainRows) for p in pending):
+            small = [row for p in pending if isinstance(p, PlainRows) for row in p.tuples()]
+            count = len(small)
+        else:
+            batches = [_batch(p, self.row_schema) for p in pending]
+            rows = pa.Table.from_batches(batches, schema=self.row_schema)
+            count = rows.num_rows
+        if not count and offset is NO_OFFSET and not dead:
             return  # an empty commit with nothing to record
-        if rows is None:
-            rows = self._empty_rows()
         if offset is NO_OFFSET:
-            self.after_offset += rows.num_rows
+            self.after_offset += count
         else:  # this commit's rows are the ones before the offset
             self.offset, self.after_offset = offset, 0
-        if self.state is not None:
-            changes = self.state.apply(rows)
+        changes: Changes
+        if pending and isinstance(pending[0], PlainRows):
+            changed = (
+                self.state.apply_small(small)
+                if self.state is not None
+                else [(*row[:-1], 1) for row in small]
+            )
+            if not changed and offset is NO_OFFSET and not dead:
+                return  # identical re-sends only: nothing changed, nothing to record
+            self._next_commit()
+            at = self.last_time
+            changes = ChangeRows([(*c[:-1], at, c[-1]) for c in changed], self.changes_schema)
         else:
-            changes = append_changes(rows, self.columns)
-        if not changes.num_rows and offset is NO_OFFSET and not dead:
-            return  # identical re-sends only: nothing changed, nothing to record
-        self.seq += 1
-        self.last_time = _next_time(self.last_time)
-        changes = _stamp(changes, self.last_time)
+            if self.state is not None:
+                table = self.state.apply(rows)
+            else:
+                table = append_changes(rows, self.columns)
+            if not table.num_rows and offset is NO_OFFSET and not dead:
+                return
+            self._next_commit()
+            changes = _stamp(table, self.last_time)
         if self.log is not None:
             resume = {"offset": self.offset, "after": self.after_offset}
-            self.log.append(self.seq, self.last_time, resume, changes)
+            self.log.append(self.seq, self.last_time, resume, as_table(changes))
             failpoints.hit("stream.after_log")
         for index, sink in enumerate(self.sinks):
             if self.seq > self.applied[index]:
-                sink.write(self.seq, changes)
+                rows_ok = getattr(sink, "takes_rows", False)  # other sinks get Arrow
+                sink.write(self.seq, changes if rows_ok else as_table(changes))
                 self.applied[index] = self.seq
                 failpoints.hit("stream.after_sink")
         if dead and self.dead_sinks:
@@ -376,9 +403,9 @@ class StreamRunner:
             for sink in self.dead_sinks:
                 sink.write(self.seq, letters)
 
-    def _empty_rows(self) -> pa.Table:
-        fields = [pa.field(c.name, c.arrow_type) for c in self.table.schema.columns()]
-        return pa.schema([*fields, pa.field(OP, pa.int8())]).empty_table()
+    def _next_commit(self) -> None:
+        self.seq += 1
+        self.last_time = _next_time(self.last_time)
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -423,6 +450,15 @@ class StreamRunner:
             self.log.close()
         if self._workspace is not None:
             self._workspace.close()
+
+
+def _row_schema(schema: type[Schema]) -> pa.Schema:
+    fields = [pa.field(c.name, c.arrow_type) for c in schema.columns()]
+    return pa.schema([*fields, pa.field(OP, pa.int8())])
+
+
+def _batch(rows: pa.RecordBatch | PlainRows, schema: pa.Schema) -> pa.RecordBatch:
+    return rows.to_batch(schema) if isinstance(rows, PlainRows) else rows
 
 
 def _is_int_key(schema: type[Schema]) -> bool:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from headwater import failpoints
+from headwater.stream.rows import SMALL, ChangeRows, Changes
 
 TIME = "time"
 DIFF = "diff"
@@ -36,7 +37,10 @@ class Sink(Protocol):
         last commit it holds; otherwise it starts afresh and returns None."""
         ...
 
-    def write(self, seq: int, changes: pa.Table) -> None: ...
+    def write(self, seq: int, changes: pa.Table) -> None:
+        """Apply one commit's changes. A sink whose class sets `takes_rows = True` may also
+        be given a small batch as Python rows (a ChangeRows)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -46,6 +50,7 @@ class CsvSink:
     The file is rewritten by each run (it is not durable)."""
 
     durable = False
+    takes_rows = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -59,15 +64,22 @@ class CsvSink:
         self._schema = pa.schema(
             [f.with_type(pa.string()) if _as_text(f.type) else f for f in schema]
         )
+        self._header = False
 
-    def write(self, seq: int, changes: pa.Table) -> None:
+    def write(self, seq: int, changes: Changes) -> None:
         if not changes.num_rows:
             return
         assert self._file is not None
-        if self._writer is None:
-            options = pacsv.WriteOptions(quoting_style="all_valid")
-            self._writer = pacsv.CSVWriter(self._file, self._schema, write_options=options)
-        self._writer.write_table(_csv_text(changes, self._schema))
+        if not self._header:  # written here, not by Arrow, so both paths below can follow
+            self._file.write(",".join(_quoted(f.name) for f in self._schema).encode() + b"\n")
+            self._header = True
+        if isinstance(changes, ChangeRows):
+            self._file.write(_csv_lines(changes.rows))
+        else:
+            if self._writer is None:
+                options = pacsv.WriteOptions(quoting_style="all_valid", include_header=False)
+                self._writer = pacsv.CSVWriter(self._file, self._schema, write_options=options)
+            self._writer.write_table(_csv_text(changes, self._schema))
         self._file.flush()  # visible to readers at once: a commit is the unit of latency
 
     def close(self) -> None:
@@ -81,7 +93,24 @@ def _as_text(t: pa.DataType) -> bool:
     return bool(pa.types.is_floating(t) or pa.types.is_binary(t))
 
 
-SMALL = 256  # rows: below this, Python beats the fixed cost of Arrow's compute calls
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _csv_value(value: object) -> str:
+    """One value as Arrow's CSV writer writes it, with floats as Pathway does (1.0)."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return '"true"' if value else '"false"'
+    if isinstance(value, bytes):
+        return _quoted(value.decode("utf-8", "backslashreplace"))
+    return _quoted(value if isinstance(value, str) else repr(value))
+
+
+def _csv_lines(rows: list[tuple[object, ...]]) -> bytes:
+    """Rows of Python values as CSV lines, byte for byte what the Arrow path writes."""
+    return "".join(",".join(map(_csv_value, row)) + "\n" for row in rows).encode()
 
 
 def _csv_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -112,6 +141,7 @@ class JsonLinesSink:
     """Pathway's JSON Lines change stream: one object per change, with time and diff."""
 
     durable = False
+    takes_rows = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -123,12 +153,12 @@ class JsonLinesSink:
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._binary = [f.name for f in schema if pa.types.is_binary(f.type)]
 
-    def write(self, seq: int, changes: pa.Table) -> None:
+    def write(self, seq: int, changes: Changes) -> None:
         if not changes.num_rows:
             return
         assert self._file is not None
         lines = []
-        for row in changes.to_pylist():
+        for row in _dicts(changes):
             for name in self._binary:  # JSON has no bytes: write them as text
                 if row[name] is not None:
                     row[name] = row[name].decode("utf-8", "backslashreplace")
@@ -139,6 +169,14 @@ class JsonLinesSink:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def _dicts(changes: Changes) -> list[dict[str, Any]]:
+    if isinstance(changes, ChangeRows):
+        names = changes.schema.names
+        return [dict(zip(names, row, strict=True)) for row in changes.rows]
+    rows: list[dict[str, Any]] = changes.to_pylist()
+    return rows
 
 
 class ParquetSink:

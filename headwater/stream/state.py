@@ -7,6 +7,11 @@ stored row: a new value emits -1 old / +1 new, an identical re-send emits nothin
 Memory matters here (a million keys should not cost a gigabyte), so stored rows live in Arrow
 chunks and an integer key's index is two sorted numpy arrays (a small recent level merged into a
 large base level), about 16 bytes per key. Other keys use a dict (exact, but larger).
+
+Small commits (`apply_small`) keep the keys they touch in a plain dict in front of that storage,
+the overlay, so a one-row commit costs dict lookups rather than a dozen Arrow and numpy calls.
+The overlay is folded into the storage when it grows past OVERLAY_LIMIT keys, and before any
+large commit, so each key lives in exactly one place that answers for it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.stream.buffer import DELETE, OP, UPSERT
+from headwater.stream.rows import SMALL
 
 DIFF = "diff"
 ABSENT = -1
 RECENT_LIMIT = 65_536
+OVERLAY_LIMIT = 4_096
 
 
 def _merge(
@@ -127,16 +134,95 @@ class DictIndex:
 class KeyedState:
     """The current row of every key, and the changes a commit makes to them."""
 
-    def __init__(self, columns: Sequence[str], primary_key: Sequence[str], int_key: bool) -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        primary_key: Sequence[str],
+        int_key: bool,
+        row_schema: pa.Schema | None = None,
+    ) -> None:
+        """`row_schema`: the Arrow schema of a commit's rows (the columns, then the op); the
+        overlay of small commits is folded into the storage as that (without it, only when a
+        large commit comes)."""
+        self.row_schema = row_schema
         self.columns = list(columns)
         self.primary_key = list(primary_key)
         self.index: IntIndex | DictIndex = IntIndex() if int_key else DictIndex()
         self.chunks: list[pa.Table] = []
         self.stored = 0  # rows in chunks, live or not
         self.live = 0
+        # Keys touched by small commits since the last fold: key -> current row (None: gone).
+        self.overlay: dict[Any, tuple[Any, ...] | None] = {}
+        self._key_at = [self.columns.index(k) for k in self.primary_key]
 
     def apply(self, rows: pa.Table) -> pa.Table:
         """Changes (the columns plus `diff`) that `rows` (with the op column) make."""
+        if self.overlay:
+            self._fold(rows.schema)
+        return self._apply(rows)
+
+    def apply_small(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """`apply` for a few rows as tuples (the columns, then the op): the changes as tuples
+        (the columns, then diff), in the order `apply` gives them: retractions, then
+        insertions, each in the order of the keys' last operations."""
+        last: dict[Any, tuple[Any, ...]] = {}
+        key_at = self._key_at
+        for row in rows:
+            key = row[key_at[0]] if len(key_at) == 1 else tuple(row[i] for i in key_at)
+            last.pop(key, None)  # re-inserted: the dict's order becomes last-operation order
+            last[key] = row
+        retracted: list[tuple[Any, ...]] = []
+        inserted: list[tuple[Any, ...]] = []
+        overlay = self.overlay
+        for key, row in last.items():
+            old = overlay[key] if key in overlay else self._stored_row(key)
+            values = row[:-1]
+            if row[-1] == DELETE:
+                if old is not None:
+                    retracted.append((*old, -1))
+                overlay[key] = None
+            elif old is None or not _same(old, values):
+                if old is not None:
+                    retracted.append((*old, -1))
+                inserted.append((*values, 1))
+                overlay[key] = values
+        if len(overlay) > OVERLAY_LIMIT and self.row_schema is not None:
+            self._fold(self.row_schema)
+        return retracted + inserted
+
+    def _stored_row(self, key: Any) -> tuple[Any, ...] | None:
+        """The stored row of one key (outside the overlay), or None."""
+        if isinstance(self.index, IntIndex):
+            position = int(self.index.lookup(np.array([key], dtype=np.int64))[0])
+        else:
+            position = self.index.positions.get(key, ABSENT)
+        if position == ABSENT:
+            return None
+        row = self._table().slice(position, 1).to_pylist()[0]
+        return tuple(row[name] for name in self.columns)
+
+    def _fold(self, schema: pa.Schema) -> None:
+        """Move the overlay into the Arrow storage (its changes were emitted already)."""
+        overlay, self.overlay = self.overlay, {}
+        rows = []
+        for key, values in overlay.items():
+            if values is not None:
+                rows.append((*values, UPSERT))
+                continue
+            gone: list[Any] = [None] * len(self.columns)  # a delete: the key, nulls elsewhere
+            parts = key if len(self._key_at) > 1 else (key,)
+            for at, part in zip(self._key_at, parts, strict=True):
+                gone[at] = part
+            rows.append((*gone, DELETE))
+        columns = list(zip(*rows, strict=True))
+        self._apply(
+            pa.Table.from_arrays(
+                [pa.array(list(c), f.type) for c, f in zip(columns, schema, strict=True)],
+                schema=schema,
+            )
+        )
+
+    def _apply(self, rows: pa.Table) -> pa.Table:
         if not rows.num_rows:
             return _empty_changes(rows.select(self.columns))
         codes = self.index.codes(rows, self.primary_key)
@@ -222,17 +308,16 @@ def _last_per_key(codes: np.ndarray) -> np.ndarray:
     return np.sort(len(codes) - 1 - first_in_reverse)
 
 
-SMALL = 256  # rows: below this, comparing in Python beats Arrow's per-call cost
+def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Equal rows (None equals None, NaN equals NaN: re-sending NaN changes nothing)."""
+    return all(x == y or (x != x and y != y) for x, y in zip(old, new, strict=True))
 
 
 def _rows_equal(a: pa.Table, b: pa.Table) -> np.ndarray:
     """Row by row: are all values equal (None equals None, NaN equals NaN)?"""
     if a.num_rows < SMALL:
         return np.fromiter(
-            (
-                all(x == y or (x != x and y != y) for x, y in zip(r, s, strict=True))
-                for r, s in zip(_tuples(a), _tuples(b), strict=True)
-            ),
+            (_same(r, s) for r, s in zip(_tuples(a), _tuples(b), strict=True)),
             dtype=bool,
             count=a.num_rows,
         )
