@@ -7,19 +7,14 @@ import io
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import sqlalchemy as sa
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,10 +26,10 @@ from rich.progress import (
 from rich.table import Table
 
 from headwater import schema as schemas
+from headwater.console import err, out, state, workspace
 from headwater.engine.plan import Plan
 from headwater.engine.refresh import RunResult
-from headwater.errors import HeadwaterError
-from headwater.workspace import Workspace
+from headwater.processor.commands import app as processor_app
 
 app = typer.Typer(
     help="Headwater: run custom Python data connectors incrementally; query what they stored.\n\n"
@@ -43,18 +38,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-# Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@dataclass
-class State:
-    debug: bool = False
-    home: Path | None = None
-
-
-state = State()
 
 
 class Format(StrEnum):
@@ -72,33 +55,6 @@ def _options(
 ) -> None:
     state.debug = debug
     state.home = home
-
-
-@contextmanager
-def workspace() -> Iterator[Workspace]:
-    """The workspace, with Headwater's errors turned into one line on stderr and exit code 1."""
-    try:
-        with Workspace(home=state.home) as ws:
-            yield ws
-    except (HeadwaterError, sa.exc.SQLAlchemyError, OSError, ImportError, pa.ArrowException) as exc:
-        if state.debug:
-            raise
-        err.print(f"[red]error:[/red] {escape(_one_line(exc))}", markup=True)
-        raise typer.Exit(1) from None
-
-
-def _one_line(exc: BaseException) -> str:
-    """What went wrong, in words, for errors that are not Headwater's own."""
-    if isinstance(exc, HeadwaterError):
-        return str(exc)
-    if isinstance(exc, sa.exc.SQLAlchemyError):
-        cause = getattr(exc, "orig", None) or exc
-        return f"the catalog database cannot be used: {str(cause).strip().splitlines()[0]}"
-    if isinstance(exc, ImportError):
-        return f"a package Headwater needs here is not installed: {exc}"
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}"
 
 
 @app.command()
@@ -445,6 +401,9 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000  # type: ignore[assignment]
     return f"{n} B"
+
+
+app.add_typer(processor_app, name="processor")
 
 
 def main() -> None:

@@ -338,6 +338,18 @@ class Catalog:
             row = c.execute(query).first()
         return Checkpoint(int(row.seq), int(row.time), row.offset) if row else None
 
+    def reset_checkpoint(self, component_id: str, now: datetime.datetime) -> Checkpoint | None:
+        """Clear the offset of a component's checkpoint (its seq goes on, so partition names
+        stay unique). Returns the checkpoint as it was."""
+        before = self.checkpoint(component_id)
+        if before is not None:
+            key = stream_checkpoints.c.component_id == component_id
+            with self.engine.begin() as c:
+                c.execute(
+                    stream_checkpoints.update().where(key).values(offset=None, updated_at=now)
+                )
+        return before
+
     def drop_partitions(
         self, component_id: str, names: Sequence[str], holder: str | None = None
     ) -> list[str]:

@@ -1,0 +1,202 @@
+"""`headwater processor ...`: run a statement in the sandbox (for scripts and tests), run a
+processor component against the catalog, and reset its data checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import typer
+from rich.markup import escape
+
+from headwater.console import one_line_errors, out, workspace
+from headwater.processor import ProcessorSettings, run_statement
+from headwater.processor.component import ProcessorSpec, reset_checkpoint, run_processor
+
+app = typer.Typer(
+    help="Processor connectors: a sandboxed Python statement over input rows.\n\n"
+    'Example: headwater processor run statement.py --schema \'{"n": "int"}\' --json',
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+VERDICT_EXIT = {"ok": 0, "failed": 1, "rejected": 2}
+
+
+def _json_argument(value: str | None, what: str, default: Any) -> Any:
+    """A JSON value given inline, or as @FILE / a path to a file holding it."""
+    if value is None:
+        return default
+    text = value
+    path = Path(value[1:] if value.startswith("@") else value)
+    if value.startswith("@") or (not value.lstrip().startswith(("{", "[")) and path.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(f"{what}: cannot read {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(
+            f"{what} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); give "
+            "JSON inline or the path of a file holding it"
+        ) from None
+
+
+def _statement(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read the statement file {path}: {exc}") from None
+
+
+def _settings(network: bool, timeout: float | None) -> ProcessorSettings:
+    changes: dict[str, Any] = {"network": network}
+    if timeout is not None:
+        changes["timeout_s"] = timeout
+    return ProcessorSettings(**changes)
+
+
+def _report(payload: dict[str, Any], as_json: bool) -> None:
+    """The result as one JSON object, or as a few readable lines."""
+    if as_json:
+        out.print_json(json.dumps(payload, default=str))
+        return
+    verdict = payload["verdict"]
+    colour = {"ok": "green", "failed": "red", "rejected": "yellow"}.get(verdict, "white")
+    out.print(f"[{colour}]{verdict}[/{colour}]: {len(payload['rows'])} row(s)", markup=True)
+    if payload.get("error"):
+        out.print(f"error: {escape(payload['error'])}", markup=True)
+    for entry in payload["logs"]:
+        out.print(f"  {entry['level']:<5} {escape(entry['message'])}", markup=True)
+    if payload.get("dropped_logs"):
+        out.print(f"  ... {payload['dropped_logs']} more log entries dropped")
+    for row in payload["rows"][:20]:
+        out.print("  " + escape(json.dumps(row, default=str)), markup=True)
+    if len(payload["rows"]) > 20:
+        out.print(f"  ... {len(payload['rows']) - 20} more rows")
+    if payload.get("traceback"):
+        out.print(escape(payload["traceback"]), markup=True)
+    out.print(f"checkpoint: {json.dumps(payload['checkpoint'], default=str)}")
+
+
+def _exit(verdict: str) -> None:
+    if verdict != "ok":
+        raise typer.Exit(1)
+
+
+SCHEMA_HELP = (
+    'Output schema: JSON {"column": "int|float|bool|string|json"} (a trailing ? allows null), '
+    "inline or a file."
+)
+PROCESSING_HELP = "row (once per input row, the default) or bulk (once, all rows)."
+
+
+@app.command("run")
+def run_command(
+    statement: Path = typer.Argument(..., help="The statement file (an async function's body)."),
+    schema: str = typer.Option(..., "--schema", help=SCHEMA_HELP),
+    input_rows: str | None = typer.Option(
+        None, "--input", help="Input rows: a JSON list of objects, inline or a file."
+    ),
+    processing: str = typer.Option("row", "--processing", help=PROCESSING_HELP),
+    checkpoint: str | None = typer.Option(
+        None, "--checkpoint", help="DATA_CHECKPOINT as a JSON value (default: null)."
+    ),
+    checkpoint_column: str | None = typer.Option(
+        None, "--checkpoint-column", help="Output column whose last value is the new checkpoint."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Debug run: first rows, every schema problem, the traceback."
+    ),
+    network: bool = typer.Option(False, "--network", help="Let the statement use the network."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Wall-clock limit in seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Run a statement once in the sandbox, on rows given here; nothing is stored.
+
+    Prints the verdict (ok, failed or rejected), the rows, the logs, the new checkpoint and the
+    error; exits 1 unless the verdict is ok.
+
+    Example: headwater processor run add_one.py --schema '{"id": "int"}' --input rows.json
+    """
+    text = _statement(statement)
+    with one_line_errors():
+        result = run_statement(
+            text,
+            _json_argument(schema, "--schema", None),
+            _json_argument(input_rows, "--input", []),
+            processing=_processing(processing),
+            checkpoint=_json_argument(checkpoint, "--checkpoint", None),
+            checkpoint_column=checkpoint_column,
+            debug=debug,
+            settings=_settings(network, timeout),
+        )
+    _report(result.to_json(), as_json)
+    _exit(result.verdict)
+
+
+@app.command("refresh")
+def refresh_command(
+    statement: Path = typer.Argument(..., help="The statement file (an async function's body)."),
+    component: str = typer.Option(..., "--component", "-c", help="The processor component."),
+    schema: str = typer.Option(..., "--schema", help=SCHEMA_HELP),
+    input_component: str | None = typer.Option(
+        None, "--input-component", help="Upstream component whose rows are the input."
+    ),
+    input_rows: str | None = typer.Option(
+        None, "--input", help="Input rows given inline or as a file, instead of a component."
+    ),
+    processing: str = typer.Option("row", "--processing", help=PROCESSING_HELP),
+    checkpoint_column: str | None = typer.Option(
+        None, "--checkpoint-column", help="Output column whose last value is the new checkpoint."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Debug run: nothing is stored, the checkpoint is not moved."
+    ),
+    network: bool = typer.Option(False, "--network", help="Let the statement use the network."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Wall-clock limit in seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Run a processor component: its statement over its input with its stored checkpoint;
+    the rows land as a new partition together with the new checkpoint.
+
+    Example: headwater processor refresh new.py -c new --schema s.json --input-component orders
+    """
+    text = _statement(statement)
+    with workspace() as ws:
+        spec = ProcessorSpec(
+            text,
+            _json_argument(schema, "--schema", None),
+            _processing(processing),
+            checkpoint_column,
+            input_component,
+            _json_argument(input_rows, "--input", []),
+            _settings(network, timeout),
+        )
+        done = run_processor(ws, component, spec, debug=debug)
+    _report(done.to_json(), as_json)
+    _exit(done.result.verdict)
+
+
+@app.command("reset-checkpoint")
+def reset_checkpoint_command(
+    component: str = typer.Argument(..., help="The processor component."),
+) -> None:
+    """Forget a processor component's data checkpoint: its next run gets DATA_CHECKPOINT null.
+    Its stored partitions stay.
+
+    Example: headwater processor reset-checkpoint new_orders
+    """
+    with workspace() as ws:
+        before = reset_checkpoint(ws, component)
+    out.print(f"checkpoint of '{component}' reset (it was {json.dumps(before, default=str)})")
+
+
+def _processing(value: str) -> Literal["row", "bulk"]:
+    if value == "row":
+        return "row"
+    if value == "bulk":
+        return "bulk"
+    raise typer.BadParameter(f"--processing must be row or bulk, not {value!r}")
