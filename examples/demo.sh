@@ -43,3 +43,17 @@ headwater query "SELECT strftime(day, '%Y-%m') AS month, count(*) AS orders, rou
 
 say "its partitions: the run column shows which files the second run read"
 headwater partitions connector
+
+say "a processor: a sandboxed Python statement over the component's rows, with a data checkpoint"
+statement="$examples/processor/large_orders.py"
+schema="$examples/processor/schema.json"
+if command -v bwrap >/dev/null; then
+    headwater processor refresh "$statement" -c large_orders --schema "$schema" \
+        --input-component connector --processing bulk --checkpoint-column order_id
+    say "the processor again: its checkpoint says which orders it has seen, so nothing is new"
+    headwater processor refresh "$statement" -c large_orders --schema "$schema" \
+        --input-component connector --processing bulk --checkpoint-column order_id
+else
+    echo "skipped: the processor sandbox needs bubblewrap (Debian: apt-get install bubblewrap);"
+    echo "processor runs are refused without it, never run unsandboxed"
+fi

@@ -131,6 +131,9 @@ def test_demo_script_shows_the_second_run_reading_only_what_changed(tmp_path: Pa
     ]
     assert re.search(r"^│ 2026-03 +│ 3 +│ 265.15 +│$", done.stdout, flags=re.MULTILINE)
     assert "4 partition(s), 97 rows" in done.stdout
+    # The processor: its first run returns the large orders, its second none (the checkpoint).
+    assert re.findall(r"^ok: (\d+) row\(s\)$", done.stdout, flags=re.MULTILINE) == ["45", "0"]
+    assert "0 large orders after order 5001" in done.stdout
     # It worked on copies in a temporary home: the checkout and the working folder are untouched.
     assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before
     assert list(tmp_path.iterdir()) == []
