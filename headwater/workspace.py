@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -11,12 +12,20 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from headwater import query as queries
-from headwater.catalog import Catalog, ComponentRecord, Failure, PartitionRecord, RunRecord
+from headwater.catalog import (
+    Catalog,
+    Checkpoint,
+    ComponentRecord,
+    Failure,
+    PartitionRecord,
+    RunRecord,
+)
 from headwater.component import ComponentSettings, check_component_name, component_name_from
 from headwater.connectors.loading import ConnectorSource
 from headwater.engine.refresh import Progress, RunResult, refresh, utcnow
+from headwater.errors import Where
 from headwater.settings import Settings
-from headwater.store import Store
+from headwater.store import Store, WrittenPartition
 
 if TYPE_CHECKING:
     import pandas
@@ -109,6 +118,47 @@ class Workspace:
             clock=self.clock,
             progress=progress,
         )
+
+    def land_table(
+        self,
+        component: ComponentRecord,
+        partition: str,
+        table: pa.Table,
+        *,
+        fingerprint: str,
+        run_id: int,
+        checkpoint: Checkpoint | None = None,
+        holder: str | None = None,
+    ) -> WrittenPartition:
+        """Write `table` as one partition of `component` and commit it, with `checkpoint` in
+        the same transaction (and only while `holder` holds the lease, when given). Files of a
+        version it replaced are deleted after the commit. Used by runs that produce whole
+        tables (streams, processors) rather than reading listed objects."""
+        started = time.perf_counter()
+        writer = self.store.writer(
+            component.id, widen=False, where=Where(component=component.name), declared=table.schema
+        )
+        for batch in table.to_batches():
+            writer.write(batch)
+        written = writer.finish()
+        replaced = self.catalog.commit_partition(
+            component.id,
+            name=partition,
+            fingerprint=fingerprint,
+            code_version=component.code_version,
+            schema=written.schema,
+            files=written.files,
+            row_count=written.rows,
+            byte_size=written.bytes,
+            run_id=run_id,
+            attempts=1,
+            read_seconds=time.perf_counter() - started,
+            now=self.clock(),
+            checkpoint=checkpoint,
+            holder=holder,
+        )
+        self.store.delete(replaced)
+        return written
 
     def stored_settings(self, name: str) -> ComponentSettings:
         """The settings a component was last refreshed with (defaults for a new one)."""

@@ -48,6 +48,13 @@ def test_every_command_has_help_with_an_example() -> None:
         assert "Example: headwater " + name in result.stdout, f"{name} --help has no example"
 
 
+@pytest.mark.parametrize("name", ["run", "refresh", "reset-checkpoint"])
+def test_every_processor_command_has_help_with_an_example(name: str) -> None:
+    result = runner.invoke(app, ["processor", name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example: headwater processor " + name in result.stdout
+
+
 def test_run_prints_plan_and_outcome(home: Path, write_connector) -> None:
     path = write_connector(GOOD)
     code, out, _ = hw(home, "run", str(path))

@@ -86,33 +86,43 @@ def _exit(verdict: str) -> None:
         raise typer.Exit(1)
 
 
-SCHEMA_HELP = (
-    'Output schema: JSON {"column": "int|float|bool|string|json"} (a trailing ? allows null), '
-    "inline or a file."
+# Options both commands take, declared once.
+STATEMENT = typer.Argument(..., help="The statement file (an async function's body).")
+SCHEMA = typer.Option(
+    ...,
+    "--schema",
+    help='Output schema: JSON {"column": "int|float|bool|string|json"} (a trailing ? allows '
+    "null), inline or a file.",
 )
-PROCESSING_HELP = "row (once per input row, the default) or bulk (once, all rows)."
+PROCESSING = typer.Option(
+    "row", "--processing", help="row (once per input row, the default) or bulk (once, all rows)."
+)
+CHECKPOINT_COLUMN = typer.Option(
+    None, "--checkpoint-column", help="Output column whose last value is the new checkpoint."
+)
+NETWORK = typer.Option(False, "--network", help="Let the statement use the network.")
+TIMEOUT = typer.Option(None, "--timeout", help="Wall-clock limit in seconds.")
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 @app.command("run")
 def run_command(
-    statement: Path = typer.Argument(..., help="The statement file (an async function's body)."),
-    schema: str = typer.Option(..., "--schema", help=SCHEMA_HELP),
+    statement: Path = STATEMENT,
+    schema: str = SCHEMA,
     input_rows: str | None = typer.Option(
         None, "--input", help="Input rows: a JSON list of objects, inline or a file."
     ),
-    processing: str = typer.Option("row", "--processing", help=PROCESSING_HELP),
+    processing: str = PROCESSING,
     checkpoint: str | None = typer.Option(
         None, "--checkpoint", help="DATA_CHECKPOINT as a JSON value (default: null)."
     ),
-    checkpoint_column: str | None = typer.Option(
-        None, "--checkpoint-column", help="Output column whose last value is the new checkpoint."
-    ),
+    checkpoint_column: str | None = CHECKPOINT_COLUMN,
     debug: bool = typer.Option(
         False, "--debug", help="Debug run: first rows, every schema problem, the traceback."
     ),
-    network: bool = typer.Option(False, "--network", help="Let the statement use the network."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Wall-clock limit in seconds."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    network: bool = NETWORK,
+    timeout: float | None = TIMEOUT,
+    as_json: bool = JSON,
 ) -> None:
     """Run a statement once in the sandbox, on rows given here; nothing is stored.
 
@@ -139,25 +149,23 @@ def run_command(
 
 @app.command("refresh")
 def refresh_command(
-    statement: Path = typer.Argument(..., help="The statement file (an async function's body)."),
+    statement: Path = STATEMENT,
     component: str = typer.Option(..., "--component", "-c", help="The processor component."),
-    schema: str = typer.Option(..., "--schema", help=SCHEMA_HELP),
+    schema: str = SCHEMA,
     input_component: str | None = typer.Option(
         None, "--input-component", help="Upstream component whose rows are the input."
     ),
     input_rows: str | None = typer.Option(
         None, "--input", help="Input rows given inline or as a file, instead of a component."
     ),
-    processing: str = typer.Option("row", "--processing", help=PROCESSING_HELP),
-    checkpoint_column: str | None = typer.Option(
-        None, "--checkpoint-column", help="Output column whose last value is the new checkpoint."
-    ),
+    processing: str = PROCESSING,
+    checkpoint_column: str | None = CHECKPOINT_COLUMN,
     debug: bool = typer.Option(
         False, "--debug", help="Debug run: nothing is stored, the checkpoint is not moved."
     ),
-    network: bool = typer.Option(False, "--network", help="Let the statement use the network."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Wall-clock limit in seconds."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    network: bool = NETWORK,
+    timeout: float | None = TIMEOUT,
+    as_json: bool = JSON,
 ) -> None:
     """Run a processor component: its statement over its input with its stored checkpoint;
     the rows land as a new partition together with the new checkpoint.

@@ -13,16 +13,15 @@ import datetime
 import decimal
 import hashlib
 import json
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pyarrow as pa
 
 from headwater.catalog.catalog import Checkpoint, Failure
 from headwater.component import check_component_name
-from headwater.errors import HeadwaterError, Where
+from headwater.errors import HeadwaterError
 from headwater.processor import (
     OutputSchema,
     ProcessorResult,
@@ -159,10 +158,20 @@ def run_processor(
             partition = None
             if result.verdict == "ok" and result.rows:
                 seq = (stored.seq if stored else 0) + 1
-                partition, size = _land(
-                    workspace, record.id, name, spec, result, seq, run_id, lease.holder
+                partition = f"{seq:012d}"
+                at = workspace.clock()
+                written = workspace.land_table(
+                    replace(record, code_version=spec.code_version),
+                    partition,
+                    _as_arrow(result.rows, OutputSchema.parse(spec.schema)),
+                    fingerprint=str(run_id),
+                    run_id=run_id,
+                    checkpoint=Checkpoint(
+                        seq, int(at.timestamp() * 1000), {"value": result.checkpoint}
+                    ),
+                    holder=lease.holder,
                 )
-                counts.update(added=1, landed=1, rows=len(result.rows), bytes=size)
+                counts.update(added=1, landed=1, rows=written.rows, bytes=written.bytes)
         except BaseException as exc:
             catalog.finish_run(
                 run_id, status="failed", counts=counts, failures=[], error=str(exc), now=clock()
@@ -240,48 +249,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _land(
-    workspace: Workspace,
-    component_id: str,
-    name: str,
-    spec: ProcessorSpec,
-    result: ProcessorResult,
-    seq: int,
-    run_id: int,
-    holder: str,
-) -> tuple[str, int]:
-    """Write the rows as partition `seq` and commit it with the new checkpoint."""
-    schema = OutputSchema.parse(spec.schema)
-    table = _as_arrow(result.rows, schema)
-    started = time.perf_counter()
-    writer = workspace.store.writer(
-        component_id, widen=False, where=Where(component=name), declared=table.schema
-    )
-    for batch in table.to_batches():
-        writer.write(batch)
-    written = writer.finish()
-    partition = f"{seq:012d}"
-    now = workspace.clock()
-    replaced = workspace.catalog.commit_partition(
-        component_id,
-        name=partition,
-        fingerprint=str(run_id),
-        code_version=spec.code_version,
-        schema=written.schema,
-        files=written.files,
-        row_count=written.rows,
-        byte_size=written.bytes,
-        run_id=run_id,
-        attempts=1,
-        read_seconds=time.perf_counter() - started,
-        now=now,
-        checkpoint=Checkpoint(seq, int(now.timestamp() * 1000), {"value": result.checkpoint}),
-        holder=holder,
-    )
-    workspace.store.delete(replaced)
-    return partition, written.bytes
 
 
 def _as_arrow(rows: list[dict[str, Any]], schema: OutputSchema) -> pa.Table:

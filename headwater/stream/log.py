@@ -8,7 +8,6 @@ and whatever commits a durable sink is missing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,6 @@ import pyarrow as pa
 
 from headwater.catalog import Checkpoint
 from headwater.catalog.lease import Lease
-from headwater.errors import Where
 from headwater.workspace import Workspace
 
 KIND = "stream"
@@ -55,29 +53,12 @@ class StreamLog:
         """Land one commit: its partition and its checkpoint, in one transaction."""
         assert self.lease is not None
         self.lease.check()
-        started = time.perf_counter()
-        writer = self.store.writer(
-            self.record.id,
-            widen=False,
-            where=Where(component=self.name),
-            declared=changes.schema,
-        )
-        for batch in changes.to_batches():
-            writer.write(batch)
-        written = writer.finish()
-        self.catalog.commit_partition(
-            self.record.id,
-            name=partition_name(seq),
+        self.workspace.land_table(
+            self.record,
+            partition_name(seq),
+            changes,
             fingerprint=str(at),
-            code_version="stream",
-            schema=written.schema,
-            files=written.files,
-            row_count=written.rows,
-            byte_size=written.bytes,
             run_id=0,
-            attempts=1,
-            read_seconds=time.perf_counter() - started,
-            now=self.workspace.clock(),
             checkpoint=Checkpoint(seq, at, offset),
         )
 
