@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 import time
 from enum import StrEnum
@@ -26,9 +27,10 @@ from rich.progress import (
 from rich.table import Table
 
 from headwater import schema as schemas
-from headwater.console import err, out, state, workspace
+from headwater.console import err, one_line_errors, out, state, workspace
 from headwater.engine.plan import Plan
 from headwater.engine.refresh import RunResult
+from headwater.errors import SettingsError
 from headwater.processor.commands import app as processor_app
 
 app = typer.Typer(
@@ -404,6 +406,41 @@ def _size(n: int) -> str:
 
 
 app.add_typer(processor_app, name="processor")
+
+
+@app.command("serve-connectors")
+def serve_connectors(
+    connectors: list[str] = typer.Option(
+        [],
+        "--connectors",
+        help="A file or module whose connector classes are served (repeat for more).",
+    ),
+    port: int = typer.Option(8000, "--port", help="The port to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="The address to listen on (0.0.0.0 in a container)."
+    ),
+    max_message_mb: int = typer.Option(
+        64, "--max-message-mb", help="Largest message either way, in MiB (gRPC's default: 4)."
+    ),
+) -> None:
+    """Serve task connectors over gRPC: Flyte 1's agent services and Flyte 2's connector
+    service side by side, plus gRPC health. Runs until Ctrl-C or SIGTERM.
+
+    Every AsyncConnector or SyncConnector class defined in the given files or modules is
+    registered; a Flyte deployment points its connector configuration at host:port.
+
+    Example: headwater serve-connectors --connectors examples/tasks/countdown_connector.py
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with one_line_errors():
+        from headwater.tasks.loading import load_connectors
+        from headwater.tasks.server import serve
+
+        if not connectors:
+            raise SettingsError(
+                "no connectors to serve; name a file or module with --connectors FILE"
+            )
+        serve(load_connectors(connectors), port=port, host=host, max_message_mb=max_message_mb)
 
 
 def main() -> None:

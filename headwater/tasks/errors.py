@@ -30,7 +30,7 @@ class InvalidConnectorError(HeadwaterError, TypeError):
 
 
 class InvalidResourceMetaError(HeadwaterError, ValueError):
-    """`resource_meta` bytes do not decode to the connector's metadata type (gRPC INVALID_ARGUMENT)."""
+    """`resource_meta` bytes do not decode to the connector's metadata_type (INVALID_ARGUMENT)."""
 
 
 class InvalidRequestError(HeadwaterError, ValueError):

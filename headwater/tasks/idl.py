@@ -17,7 +17,9 @@ from flyteidl.core import (  # type: ignore[import-untyped]  # no py.typed marke
 from flyteidl.service import (  # type: ignore[import-untyped]  # no py.typed marker
     agent_pb2 as agent_service_pb2,
 )
-from flyteidl.service import agent_pb2_grpc  # type: ignore[import-untyped]  # no py.typed marker
+from flyteidl.service import (
+    agent_pb2_grpc,
+)
 
 __all__ = [
     "agent_pb2",
