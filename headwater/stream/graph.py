@@ -354,7 +354,8 @@ class StreamRunner:
         offset: Any,
         dead: list[tuple[dict[str, Any], str]],
     ) -> None:
-        if pending and all(isinstance(p, PlainRows) for p in pending):
+        plain = bool(pending) and all(isinstance(p, PlainRows) for p in pending)
+        if plain:
             small = [row for p in pending if isinstance(p, PlainRows) for row in p.tuples()]
             count = len(small)
         else:
@@ -368,7 +369,7 @@ class StreamRunner:
         else:  # this commit's rows are the ones before the offset
             self.offset, self.after_offset = offset, 0
         changes: Changes
-        if pending and isinstance(pending[0], PlainRows):
+        if plain:
             changed = (
                 self.state.apply_small(small)
                 if self.state is not None

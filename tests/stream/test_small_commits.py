@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from headwater import stream
 from headwater.stream.buffer import DELETE, OP, UPSERT
 from headwater.stream.rows import SMALL, ChangeRows
 from headwater.stream.sinks import CsvSink, JsonLinesSink
@@ -164,3 +166,32 @@ def test_change_rows_become_arrow_with_the_schema() -> None:
         {"key": 2, "time": 2, "diff": -1},
     ]
     assert ChangeRows([], schema).to_arrow().num_rows == 0
+
+
+def test_one_commit_of_small_chunks_and_an_arrow_batch(
+    subject: Any, make_sink: Callable[..., Any]
+) -> None:
+    """A tiny backlog makes chunks of a few rows (Python values); a row Arrow must reject sends
+    the last batch of the same commit the Arrow way. The commit mixes both and lands whole."""
+
+    class Keyed(stream.Schema):
+        key: int = stream.column_definition(primary_key=True)
+        value: str
+
+    def script(s: Any) -> None:
+        for key in range(10):
+            s.next(key=key, value=f"v{key}")
+        s.next(key=2**64, value="too big")  # skipped when its batch is handed over
+        s.commit()
+
+    table = stream.read(
+        subject(script),
+        schema=Keyed,
+        autocommit_duration_ms=None,
+        max_backlog_size=8,
+        on_bad_row="skip",
+    )
+    sink = make_sink(table)
+    stream.run()
+    assert len(sink.writes) == 1, "one commit, one write"
+    assert sorted(r["key"] for r in sink.rows()) == list(range(10))
