@@ -32,6 +32,7 @@ from headwater.engine.plan import Plan
 from headwater.engine.refresh import RunResult
 from headwater.errors import SettingsError
 from headwater.processor.commands import app as processor_app
+from headwater.tasks.commands import app as tasks_app
 
 app = typer.Typer(
     help="Headwater: run custom Python data connectors incrementally; query what they stored.\n\n"
@@ -406,6 +407,7 @@ def _size(n: int) -> str:
 
 
 app.add_typer(processor_app, name="processor")
+app.add_typer(tasks_app, name="task")
 
 
 @app.command("serve-connectors")

@@ -3,11 +3,13 @@ workspace a command runs in, with Headwater's errors turned into one line and ex
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -64,3 +66,31 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
     return f"{type(exc).__name__}: {exc}"
+
+
+def json_argument(value: str | None, what: str, default: Any, *, kind: type | None = None) -> Any:
+    """A JSON value given on the command line: inline, or as @FILE or a file's path.
+
+    `kind` (dict, list) is the type the value must have; errors name the option (`what`)."""
+    if value is None:
+        return default
+    text = value
+    path = Path(value[1:] if value.startswith("@") else value)
+    if value.startswith("@") or (not value.lstrip().startswith(("{", "[")) and path.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(f"{what}: cannot read {path}: {exc.strerror}") from None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(
+            f"{what} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); give "
+            "JSON inline, or @FILE"
+        ) from None
+    if kind is not None and not isinstance(parsed, kind):
+        raise typer.BadParameter(
+            f"{what} must be a JSON {'object' if kind is dict else 'list'}, "
+            f"not {type(parsed).__name__}"
+        )
+    return parsed

@@ -26,11 +26,17 @@ from headwater.catalog.tables import (
     run_failures,
     runs,
     stream_checkpoints,
+    task_attempts,
 )
 from headwater.catalog.tables import schemas as schema_table
-from headwater.errors import ComponentBusyError, NotFoundError, SettingsError
+from headwater.errors import CatalogError, ComponentBusyError, NotFoundError, SettingsError
 
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted", "abandoned")
+# A task attempt is open while its job may be running: "creating" (the write-ahead record,
+# written before the connector's create; no resource_meta yet) and "running" (resource_meta
+# recorded). Every other state is closed.
+TASK_OPEN_STATES = ("creating", "running")
+TASK_CLOSED_STATES = ("landed", "succeeded", "failed", "cancelled", "not_started", "reset")
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,38 @@ class StoredPartition:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A stream's last landed commit and the offset reported with it."""
+    """A stream's last landed commit and the offset reported with it.
+
+    `task_attempt`, for a task component, is the attempt whose outputs the commit lands: it is
+    closed ("landed") in the same transaction, so its job is landed exactly once.
+    """
 
     seq: int
     time: int
     offset: Any
+    task_attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskAttempt:
+    """One job a task component started (or was about to start): its write-ahead record."""
+
+    id: int
+    component_id: str
+    run_id: int
+    attempt: int
+    idempotency_key: str
+    task_type: str
+    task_type_version: int
+    state: str
+    resource_meta: bytes | None
+    message: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in TASK_OPEN_STATES
 
 
 @dataclass(frozen=True)
@@ -310,6 +343,10 @@ class Catalog:
                 c.execute(partitions.update().where(key).values(**values))
             if checkpoint is not None:
                 self._store_checkpoint(c, component_id, checkpoint, now)
+                if checkpoint.task_attempt is not None:
+                    _close_task_attempt(
+                        c, checkpoint.task_attempt, "landed", None, now, *TASK_OPEN_STATES
+                    )
             failpoints.hit("catalog.in_commit")
         return list(old.files) if old is not None else []
 
@@ -366,6 +403,88 @@ class Catalog:
                 ]
                 c.execute(partitions.delete().where(key))
         return dropped
+
+    # -- task attempts ------------------------------------------------------------------------
+
+    def start_task_attempt(
+        self,
+        component_id: str,
+        *,
+        run_id: int,
+        attempt: int,
+        idempotency_key: str,
+        task_type: str,
+        task_type_version: int,
+        holder: str | None,
+        now: datetime.datetime,
+    ) -> TaskAttempt:
+        """Write the write-ahead record of a job about to be created (state "creating").
+        Committed before the connector is called; only while `holder` holds the lease."""
+        with self.engine.begin() as c:
+            _fence(c, component_id, holder)
+            result = c.execute(
+                task_attempts.insert().values(
+                    component_id=component_id,
+                    run_id=run_id,
+                    attempt=attempt,
+                    idempotency_key=idempotency_key,
+                    task_type=task_type,
+                    task_type_version=task_type_version,
+                    state="creating",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            row = c.execute(sa.select(task_attempts).where(task_attempts.c.id == key[0])).one()
+        return TaskAttempt(**row._asdict())
+
+    def record_task_meta(
+        self, attempt_id: int, resource_meta: bytes, *, holder: str | None, now: datetime.datetime
+    ) -> None:
+        """Store the job's encoded ResourceMeta on its record ("creating" -> "running")."""
+        with self.engine.begin() as c:
+            _fence(c, _attempt_component(c, attempt_id), holder)
+            result = c.execute(
+                task_attempts.update()
+                .where(task_attempts.c.id == attempt_id)
+                .where(task_attempts.c.state == "creating")
+                .values(state="running", resource_meta=resource_meta, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise CatalogError(
+                    f"task attempt {attempt_id} is no longer waiting for its resource_meta "
+                    "(another runner resolved or reset it)"
+                )
+
+    def close_task_attempt(
+        self,
+        attempt_id: int,
+        state: str,
+        message: str | None,
+        *,
+        holder: str | None,
+        now: datetime.datetime,
+    ) -> None:
+        """Close an open attempt: its job finished, failed, was cancelled, never started, or
+        an operator reset it. Closing a closed attempt is an error."""
+        assert state in TASK_CLOSED_STATES, state
+        with self.engine.begin() as c:
+            _fence(c, _attempt_component(c, attempt_id), holder)
+            _close_task_attempt(c, attempt_id, state, message, now, *TASK_OPEN_STATES)
+
+    def task_attempts(self, component_id: str, *, open_only: bool = False) -> list[TaskAttempt]:
+        """A component's task attempts, oldest first."""
+        query = (
+            sa.select(task_attempts)
+            .where(task_attempts.c.component_id == component_id)
+            .order_by(task_attempts.c.id)
+        )
+        if open_only:
+            query = query.where(task_attempts.c.state.in_(TASK_OPEN_STATES))
+        with self._reading() as c:
+            return [TaskAttempt(**r._asdict()) for r in c.execute(query)]
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -499,6 +618,36 @@ def _fence(c: sa.Connection, component_id: str, holder: str | None) -> None:
         raise ComponentBusyError(
             f"this runner ({holder}) lost the component's lease to {current or 'nobody'} "
             "(it stalled past the lease's expiry); it stops without committing more"
+        )
+
+
+def _attempt_component(c: sa.Connection, attempt_id: int) -> str:
+    component_id = c.execute(
+        sa.select(task_attempts.c.component_id).where(task_attempts.c.id == attempt_id)
+    ).scalar()
+    if component_id is None:
+        raise NotFoundError(f"no task attempt with id {attempt_id}")
+    return str(component_id)
+
+
+def _close_task_attempt(
+    c: sa.Connection,
+    attempt_id: int,
+    state: str,
+    message: str | None,
+    now: datetime.datetime,
+    *from_states: str,
+) -> None:
+    result = c.execute(
+        task_attempts.update()
+        .where(task_attempts.c.id == attempt_id)
+        .where(task_attempts.c.state.in_(from_states))
+        .values(state=state, message=message, updated_at=now)
+    )
+    if result.rowcount != 1:
+        raise CatalogError(
+            f"task attempt {attempt_id} cannot become {state!r}: it is not "
+            f"{' or '.join(from_states)} (another runner closed or reset it)"
         )
 
 

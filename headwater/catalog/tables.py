@@ -156,3 +156,31 @@ stream_checkpoints = sa.Table(
     sa.Column("offset", sa.JSON, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# A task component's jobs, one row per attempt. The row is written BEFORE the connector's
+# `create` is called (the write-ahead record) and its `resource_meta` right after, so a runner
+# that dies in between leaves a trace the next run resolves instead of starting a second job.
+# States: creating, running (open); landed, succeeded, failed, cancelled, not_started, reset.
+task_attempts = sa.Table(
+    "task_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("task_type", sa.String(200), nullable=False),
+    sa.Column("task_type_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("resource_meta", sa.LargeBinary, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("component_id", "run_id", "attempt", name="uq_task_attempts_run_attempt"),
+)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import typer
 from rich.markup import escape
 
-from headwater.console import one_line_errors, out, workspace
+from headwater.console import json_argument, one_line_errors, out, workspace
 from headwater.processor import ProcessorSettings, run_statement
 from headwater.processor.component import ProcessorSpec, reset_checkpoint, run_processor
 
@@ -22,26 +22,6 @@ app = typer.Typer(
 )
 
 VERDICT_EXIT = {"ok": 0, "failed": 1, "rejected": 2}
-
-
-def _json_argument(value: str | None, what: str, default: Any) -> Any:
-    """A JSON value given inline, or as @FILE / a path to a file holding it."""
-    if value is None:
-        return default
-    text = value
-    path = Path(value[1:] if value.startswith("@") else value)
-    if value.startswith("@") or (not value.lstrip().startswith(("{", "[")) and path.is_file()):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise typer.BadParameter(f"{what}: cannot read {path}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(
-            f"{what} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); give "
-            "JSON inline or the path of a file holding it"
-        ) from None
 
 
 def _statement(path: Path) -> str:
@@ -135,10 +115,10 @@ def run_command(
     with one_line_errors():
         result = run_statement(
             text,
-            _json_argument(schema, "--schema", None),
-            _json_argument(input_rows, "--input", []),
+            json_argument(schema, "--schema", None),
+            json_argument(input_rows, "--input", []),
             processing=_processing(processing),
-            checkpoint=_json_argument(checkpoint, "--checkpoint", None),
+            checkpoint=json_argument(checkpoint, "--checkpoint", None),
             checkpoint_column=checkpoint_column,
             debug=debug,
             settings=_settings(network, timeout),
@@ -176,11 +156,11 @@ def refresh_command(
     with workspace() as ws:
         spec = ProcessorSpec(
             text,
-            _json_argument(schema, "--schema", None),
+            json_argument(schema, "--schema", None),
             _processing(processing),
             checkpoint_column,
             input_component,
-            _json_argument(input_rows, "--input", []),
+            json_argument(input_rows, "--input", []),
             _settings(network, timeout),
         )
         done = run_processor(ws, component, spec, debug=debug)

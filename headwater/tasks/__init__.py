@@ -26,8 +26,10 @@ moves over by changing its imports:
             cancel(resource_meta.job_id)
 
 `headwater serve-connectors --connectors FILE` serves them to Flyte over gRPC
-(`headwater.tasks.server`). The names below load on first use, so importing this package does
-not import gRPC.
+(`headwater.tasks.server`); `headwater.tasks.component.run_task` runs one in Headwater's own
+runs, its outputs landed as a partition. `idempotency_key(task_execution_metadata)` is what a
+`create` deduplicates on; `PollSpec` sets how Headwater polls a connector's jobs. The names
+below load on first use, so importing this package does not import gRPC.
 """
 
 from __future__ import annotations
@@ -37,24 +39,30 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from headwater.tasks.connector import AsyncConnector, SyncConnector
+    from headwater.tasks.execution import idempotency_key
+    from headwater.tasks.poll import PollSpec
     from headwater.tasks.registry import ConnectorRegistry
     from headwater.tasks.resource import Resource, ResourceMeta, TaskExecution
 
 _HOMES = {
     "AsyncConnector": "headwater.tasks.connector",
     "ConnectorRegistry": "headwater.tasks.registry",
+    "PollSpec": "headwater.tasks.poll",
     "Resource": "headwater.tasks.resource",
     "ResourceMeta": "headwater.tasks.resource",
     "SyncConnector": "headwater.tasks.connector",
     "TaskExecution": "headwater.tasks.resource",
+    "idempotency_key": "headwater.tasks.execution",
 }
 __all__ = [
     "AsyncConnector",
     "ConnectorRegistry",
+    "PollSpec",
     "Resource",
     "ResourceMeta",
     "SyncConnector",
     "TaskExecution",
+    "idempotency_key",
 ]
 
 

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from typing import Any
 
+from headwater.tasks.poll import PollSpec
 from headwater.tasks.resource import Resource, ResourceMeta
 
 
@@ -72,6 +73,8 @@ class AsyncConnector(_TaskConnector):
 
     name = "Async Connector"
     metadata_type: type[ResourceMeta]
+    poll_spec: PollSpec | None = None
+    """How Headwater's own task runs poll this connector's jobs; None: `PollSpec()`."""
 
     def __init__(
         self,
@@ -112,6 +115,19 @@ class AsyncConnector(_TaskConnector):
     @abstractmethod
     def delete(self, resource_meta: Any, **kwargs: Any) -> Awaitable[None] | None:
         """Cancel the job. Must be idempotent: deleting a finished or deleted job succeeds."""
+
+    def recover(
+        self, idempotency_key: str, **kwargs: Any
+    ) -> ResourceMeta | Awaitable[ResourceMeta | None] | None:
+        """The job a `create` with this key started, or None if it started none. Optional.
+
+        Headwater records each attempt (with its key) before calling `create`, and the returned
+        ResourceMeta after. A runner that died in between cannot know whether a job started;
+        with `recover`, the next run asks instead of failing. The key is the one
+        `idempotency_key(task_execution_metadata)` gives inside `create`, so a connector that
+        stores it with its jobs (a tag, a label, a column) can find them by it.
+        """
+        raise NotImplementedError
 
     def get_metrics(self, resource_meta: Any, **kwargs: Any) -> Any:
         """The job's metrics, a flyteidl `admin.GetTaskMetricsResponse`. Optional.

@@ -54,3 +54,11 @@ class ConnectorContractError(HeadwaterError):
 
 class OutputConversionError(ConnectorContractError):
     """An output value has no Flyte literal form."""
+
+
+class TaskOutputError(HeadwaterError, ValueError):
+    """A job's outputs cannot become a table to land (a run of a task component)."""
+
+
+class TaskRunError(HeadwaterError):
+    """A task component's run did not succeed; raised by `TaskRun.raise_for_status()`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flyteidl.admin import agent_pb2  # type: ignore[import-untyped]  # no py.typed marker
 from flyteidl.core import (  # type: ignore[import-untyped]  # no py.typed marker
     execution_pb2,
+    identifier_pb2,
     literals_pb2,
     tasks_pb2,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "agent_pb2_grpc",
     "agent_service_pb2",
     "execution_pb2",
+    "identifier_pb2",
     "literals_pb2",
     "tasks_pb2",
 ]

@@ -19,10 +19,12 @@ def test_public_names() -> None:
     assert set(headwater.tasks.__all__) == {
         "AsyncConnector",
         "ConnectorRegistry",
+        "PollSpec",
         "Resource",
         "ResourceMeta",
         "SyncConnector",
         "TaskExecution",
+        "idempotency_key",
     }
     for name in headwater.tasks.__all__:
         assert getattr(headwater.tasks, name) is not None
