@@ -28,9 +28,11 @@ from rich.table import Table
 
 from headwater import schema as schemas
 from headwater.console import err, one_line_errors, out, state, workspace
+from headwater.credentials_cli import credentials_app
 from headwater.engine.plan import Plan
 from headwater.engine.refresh import RunResult
 from headwater.errors import SettingsError
+from headwater.keys_cli import app as keys_app
 from headwater.processor.commands import app as processor_app
 from headwater.tasks.commands import app as tasks_app
 
@@ -408,6 +410,8 @@ def _size(n: int) -> str:
 
 app.add_typer(processor_app, name="processor")
 app.add_typer(tasks_app, name="task")
+app.add_typer(keys_app, name="keys")
+app.add_typer(credentials_app, name="credentials")
 
 
 @app.command("serve-connectors")

@@ -184,3 +184,41 @@ task_attempts = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("component_id", "run_id", "attempt", name="uq_task_attempts_run_attempt"),
 )
+
+# Access keys for the server's API (headwater.keys). The secret key itself is never stored:
+# `signing_key` is its one-way derivation (what requests are signed with), encrypted with the
+# server key (AES-GCM) whose id is `key_id`. `data_services` null means every data service.
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("access_key", sa.String(32), primary_key=True),
+    sa.Column("signing_key", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False),
+    sa.Column("data_services", sa.JSON, nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# Nonces of accepted requests, kept until their timestamp leaves the clock-skew window, so a
+# replayed request is refused by every server worker sharing this catalog.
+auth_nonces = sa.Table(
+    "auth_nonces",
+    metadata,
+    sa.Column("access_key", sa.String(32), primary_key=True),
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# The credentials vault (headwater.vault): named secrets for connectors, AES-GCM encrypted
+# with the server key whose id is `key_id`, the name bound in as associated data.
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
