@@ -234,9 +234,12 @@ class StreamRunner:
         self.subject._buffer = self.buffer
         if self.offset is not None:
             self.subject.seek(self.offset)
-            # Rows that landed after the offset (autocommits) come again: drop them once.
-            # (A subject that reports no offsets starts afresh: its rows may have changed,
-            # and an upsert stream drops the identical ones by itself.)
+        if self.offset is not None or _resumable(self.subject):
+            # Rows that landed after the offset (autocommits) come again: drop them once. A
+            # resumable subject (one with seek) that was stopped before its first offset landed
+            # starts from its beginning, so the rows it had landed are dropped the same way.
+            # (A subject without seek starts afresh: its rows may have changed, and an upsert
+            # stream drops the identical ones by itself.)
             self.buffer.skip(self.after_offset)
 
     @property
@@ -451,6 +454,11 @@ class StreamRunner:
             self.log.close()
         if self._workspace is not None:
             self._workspace.close()
+
+
+def _resumable(subject: ConnectorSubject) -> bool:
+    """Whether the subject defines seek(), that is, can continue where it stopped."""
+    return type(subject).seek is not ConnectorSubject.seek
 
 
 def _row_schema(schema: type[Schema]) -> pa.Schema:
