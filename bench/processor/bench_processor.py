@@ -6,7 +6,13 @@ Measures, each as a fresh `run_statement` call (gate, sandbox start, run, valida
 
 * `trivial`: `return [{"n": 1}]` in bulk mode;
 * `pandas`: a statement that imports pandas and builds its rows with a DataFrame;
-* `row_by_row`: 10,000 input rows, row-by-row processing, one call (rows per second).
+* `row_by_row`: 10,000 input rows, row-by-row processing, one call (rows per second);
+* `trivial (warm)` and `pandas (warm)`: the same statements with `warm_workers=1`, so each run
+  takes a sandboxed worker started ahead of time with pandas and numpy already imported. The
+  pool is filled before the first rep and, between reps, the benchmark waits (untimed) until the
+  replacement worker is ready: back-to-back runs faster than a worker starts (~0.5 s with
+  pandas) would sometimes get a cold start instead, which is what the cold rows measure. Every
+  warm rep is checked to have been served by a warm worker.
 
 Beside them, in the same run, the floors a sandboxed Python cannot beat on this machine:
 `python -I -c pass` (a bare interpreter), the same inside bubblewrap with the sandbox's
@@ -35,7 +41,12 @@ sys.path.insert(0, str(HERE.parent))
 
 import machine  # noqa: E402 - bench/machine.py, shared by every benchmark's report
 
-from headwater.processor import run_statement  # noqa: E402
+from headwater.processor import (  # noqa: E402
+    ProcessorSettings,
+    run_statement,
+    shutdown_warm_workers,
+    warm,
+)
 
 TRIVIAL = 'return [{"n": 1}]'
 PANDAS = """
@@ -44,22 +55,53 @@ frame = pd.DataFrame({"n": [1, 2, 3]})
 return [{"n": int(v)} for v in frame["n"]]
 """
 ROW = 'return [{"n": INPUT_DATA[0]["n"] + 1}]'
-TARGETS = {"trivial": 0.100, "pandas": 0.400}
+TARGETS = {"trivial": 0.100, "pandas": 0.400, "trivial (warm)": 0.100, "pandas (warm)": 0.400}
+WARM = ProcessorSettings(warm_workers=1)
 
 
-def timed(call: Callable[[], object], reps: int) -> list[float]:
+def timed(
+    call: Callable[[], object], reps: int, before: Callable[[], object] | None = None
+) -> list[float]:
     seconds = []
     for _ in range(reps):
+        if before is not None:
+            before()  # untimed
         started = time.perf_counter()
         call()
         seconds.append(time.perf_counter() - started)
     return seconds
 
 
-def ok(statement: str, rows: list[dict] | None = None, processing: str = "bulk") -> None:
-    result = run_statement(statement, {"n": "int"}, rows or [], processing=processing)
+def ok(
+    statement: str,
+    rows: list[dict] | None = None,
+    processing: str = "bulk",
+    settings: ProcessorSettings | None = None,
+) -> None:
+    result = run_statement(
+        statement, {"n": "int"}, rows or [], processing=processing, settings=settings
+    )
     if result.verdict != "ok":
         raise SystemExit(f"benchmark statement failed: {result.error}")
+
+
+def warm_latency(reps: int) -> dict[str, list[float]]:
+    """Both statements on warm workers; each rep starts once the pool's worker is ready."""
+    ok(TRIVIAL, settings=WARM)  # probes the sandbox for these settings and starts the pool
+    pool = warm.pool_for(WARM)
+
+    def refilled() -> None:
+        if not pool.wait_until_ready(timeout_s=60):
+            raise SystemExit("the warm worker did not start within 60 s")
+
+    latency = {}
+    for name, statement in (("trivial (warm)", TRIVIAL), ("pandas (warm)", PANDAS)):
+        served = pool.served
+        latency[name] = timed(lambda s=statement: ok(s, settings=WARM), reps, refilled)
+        if pool.served - served != reps:
+            raise SystemExit(f"{name}: {reps - pool.served + served} reps started cold")
+    shutdown_warm_workers()
+    return latency
 
 
 def floor(argv: list[str]) -> Callable[[], object]:
@@ -115,6 +157,7 @@ def main() -> None:
         ),
         "trivial": timed(lambda: ok(TRIVIAL), args.reps),
         "pandas": timed(lambda: ok(PANDAS), args.reps),
+        **warm_latency(args.reps),
     }
     rows = [{"n": i} for i in range(args.rows)]
     runs = []

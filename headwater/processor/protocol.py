@@ -8,6 +8,11 @@ never on stdout (which it points at stderr, so a stray C-level write cannot forg
     JSON payload               {"status", "rows", "row_sources", "logs", "dropped_logs",
                                 "error", "traceback"}
 
+A warm worker (ProcessorSettings.warm_workers) starts before its job is known: it writes MAGIC,
+imports its preload list, writes READY and blocks reading its job. Once the job has arrived it
+writes MAGIC again, then the length and the payload; so for the job, as for a cold worker, a
+frame that starts with MAGIC means the worker took it, and one without means it ran nothing.
+
 The parent treats the payload as untrusted input: it caps its size and checks every field.
 """
 
@@ -27,6 +32,15 @@ BOOTSTRAP = (
     "import sys; sys.path[0:0] = sys.argv[2:]; "
     "from headwater.processor.worker import main; main(int(sys.argv[1]))"
 )
+
+# A warm worker's entry point: argv[1] is the result fd, argv[2] the preload list (module names
+# joined by commas, possibly empty), argv[3:] the import path.
+WARM_BOOTSTRAP = (
+    "import sys; sys.path[0:0] = sys.argv[3:]; "
+    "from headwater.processor.worker import serve_warm; "
+    "serve_warm(int(sys.argv[1]), [m for m in sys.argv[2].split(',') if m])"
+)
+READY = b"+"
 
 DEBUG_PREVIEW_ROWS = 20
 MAX_PROBLEMS = 100

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from headwater.processor import probe, sandbox
+from headwater.processor import probe, sandbox, warm
 from headwater.processor.contract import MalformedReport, WorkerReport, check_rows, read_report
 from headwater.processor.errors import ProcessorConfigError, SandboxUnavailableError
 from headwater.processor.gate import StatementRejected, check_statement
@@ -107,7 +107,7 @@ def run_statement(
     batches = [[row] for row in rows] if processing == "row" else [rows]
     if not batches:
         return result("ok", logs=notes)
-    outcome = sandbox.run_worker(
+    outcome = warm.run_job(
         _job(statement, batches, checkpoint, processing, debug, settings), settings
     )
     if outcome.payload is None:

@@ -88,14 +88,16 @@ class _Pause:
 ASYNC_LIBRARIES = frozenset({"asyncio", "httpx", "httpcore", "anyio", "openai", "aiohttp"})
 
 
-def needs_event_loop(modules: Iterable[str]) -> bool:
+def needs_event_loop(modules: Iterable[str], asyncio_loaded: bool | None = None) -> bool:
     """True when a statement importing `modules` (already imported) may need asyncio's loop.
 
     Either a library loaded asyncio while being imported, so the loop costs nothing more, or the
-    statement imports a library known to offer async APIs.
+    statement imports a library known to offer async APIs. `asyncio_loaded` overrides the look
+    at sys.modules (a warm worker's preload may have loaded asyncio for modules not imported).
     """
     roots = {m.split(".", 1)[0] for m in modules}
-    return "asyncio" in sys.modules or not roots.isdisjoint(ASYNC_LIBRARIES)
+    loaded = "asyncio" in sys.modules if asyncio_loaded is None else asyncio_loaded
+    return loaded or not roots.isdisjoint(ASYNC_LIBRARIES)
 
 
 def make_sleep(

@@ -9,6 +9,10 @@ deadline, kills the process group when it passes, and caps what it reads back.
 
 The sandbox fails closed: `ensure_sandbox` probes it once per settings and raises
 SandboxUnavailableError with the reason and the fix; nothing ever runs unsandboxed.
+
+`run_worker` is a cold start: start, send the job, collect. A warm worker (see `warm`) is the
+same process started ahead of time: `start_worker` with a preload list, `wait_ready`, and later
+`exchange` for its one job.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headwater.processor.errors import SandboxUnavailableError
-from headwater.processor.protocol import BOOTSTRAP, LENGTH_BYTES, MAGIC
+from headwater.processor.protocol import BOOTSTRAP, LENGTH_BYTES, MAGIC, READY, WARM_BOOTSTRAP
 from headwater.processor.settings import ProcessorSettings
 
 MAX_STDERR_BYTES = 64 * 1024
@@ -59,6 +63,15 @@ class WorkerOutcome:
     elapsed_s: float
 
 
+@dataclass
+class WorkerProcess:
+    """A started sandbox: bubblewrap's process and the read end of the worker's result pipe."""
+
+    process: subprocess.Popen[bytes]
+    result_fd: int
+    stderr: bytearray  # what it wrote before its job (a warm worker's preload), kept for diagnosis
+
+
 @dataclass(frozen=True)
 class _Layout:
     python: str
@@ -82,8 +95,13 @@ def _layout() -> _Layout:
     return _Layout(sys.executable, unique, tuple(roots))
 
 
-def bwrap_argv(settings: ProcessorSettings, result_fd: int) -> list[str]:
-    """The full command line: bubblewrap's policy, then the worker's interpreter."""
+def bwrap_argv(
+    settings: ProcessorSettings, result_fd: int, preload: tuple[str, ...] | None = None
+) -> list[str]:
+    """The full command line: bubblewrap's policy, then the worker's interpreter.
+
+    With `preload` (even empty), a warm worker that imports those modules before its job.
+    """
     layout = _layout()
     argv = [
         settings.bwrap,
@@ -115,18 +133,27 @@ def bwrap_argv(settings: ProcessorSettings, result_fd: int) -> list[str]:
     argv += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
     for name, value in _ENVIRONMENT.items():
         argv += ["--setenv", name, value]
-    argv += [layout.python, "-I", "-S", "-B", "-c", BOOTSTRAP, str(result_fd)]
+    argv += [layout.python, "-I", "-S", "-B", "-c"]
+    if preload is None:
+        argv += [BOOTSTRAP, str(result_fd)]
+    else:
+        argv += [WARM_BOOTSTRAP, str(result_fd), ",".join(preload)]
     return argv + list(layout.import_roots)
 
 
 def run_worker(job: bytes, settings: ProcessorSettings) -> WorkerOutcome:
     """Start a sandboxed worker, send `job`, and collect its answer within the deadline."""
-    started_at = time.monotonic()
-    deadline = started_at + settings.timeout_s
+    return exchange(start_worker(settings), job, settings)
+
+
+def start_worker(
+    settings: ProcessorSettings, preload: tuple[str, ...] | None = None
+) -> WorkerProcess:
+    """Start bubblewrap with a worker inside; raise SandboxUnavailableError if it cannot run."""
     read_end, write_end = os.pipe()
     try:
         process = subprocess.Popen(
-            bwrap_argv(settings, write_end),
+            bwrap_argv(settings, write_end, preload),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -139,8 +166,69 @@ def run_worker(job: bytes, settings: ProcessorSettings) -> WorkerOutcome:
         raise SandboxUnavailableError(_missing_bwrap(settings, exc)) from None
     finally:
         os.close(write_end)
+    return WorkerProcess(process, read_end, bytearray())
+
+
+def wait_ready(worker: WorkerProcess, timeout_s: float) -> bool:
+    """Wait until a warm worker has preloaded and waits for its job; False if it did not."""
+    process = worker.process
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout_s
+    expected = MAGIC + READY
+    frame = bytearray()
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        selector.register(worker.result_fd, selectors.EVENT_READ)
+        while len(frame) < len(expected):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for key, _ in selector.select(left):
+                if key.fd == worker.result_fd:
+                    chunk = os.read(key.fd, len(expected) - len(frame))
+                    if not chunk:
+                        return False
+                    frame += chunk
+                else:
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                    worker.stderr += chunk
+                    del worker.stderr[:-MAX_STDERR_BYTES]
+    return frame == expected
+
+
+def kill_worker(worker: WorkerProcess) -> None:
+    """Kill a worker's sandbox; whoever waits on its pipes sees them close."""
+    _kill(worker.process)
+
+
+def stop_worker(worker: WorkerProcess) -> None:
+    """Kill a worker that will not get (or finish) a job, reap it and close its pipes."""
+    _kill(worker.process)
+    worker.process.wait()
+    close_pipes(worker)
+
+
+def close_pipes(worker: WorkerProcess) -> None:
+    """Close the parent's ends of a worker's pipes (the process is left alone)."""
+    for file in (worker.process.stdin, worker.process.stderr):
+        if file is not None and not file.closed:
+            with contextlib.suppress(OSError):
+                file.close()
+    if worker.result_fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(worker.result_fd)
+        worker.result_fd = -1
+
+
+def exchange(worker: WorkerProcess, job: bytes, settings: ProcessorSettings) -> WorkerOutcome:
+    """Send `job` to a started worker and collect its answer; the deadline starts now."""
+    started_at = time.monotonic()
+    deadline = started_at + settings.timeout_s
+    process, read_end = worker.process, worker.result_fd
     assert process.stdin is not None and process.stderr is not None
-    frame, stderr = bytearray(), bytearray()
+    frame, stderr = bytearray(), worker.stderr
     timed_out = too_large = False
     limit = settings.max_output_bytes + _HEADER
     with selectors.DefaultSelector() as selector:
@@ -176,10 +264,7 @@ def run_worker(job: bytes, settings: ProcessorSettings) -> WorkerOutcome:
     if timed_out or too_large:
         _kill(process)
     exit_code = _reap(process, deadline)
-    os.close(read_end)
-    process.stderr.close()
-    if not process.stdin.closed:
-        process.stdin.close()
+    close_pipes(worker)
     return WorkerOutcome(
         started=frame[: len(MAGIC)] == MAGIC,
         payload=None if too_large else _payload(frame),

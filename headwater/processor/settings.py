@@ -48,13 +48,20 @@ class ProcessorSettings:
     The defaults suit a shared runner: no network, 30 s of wall clock, 20 s of CPU and 1.5 GiB of
     address space (enough for pandas, numpy and matplotlib with single-threaded BLAS).
 
+    `warm_workers` > 0 keeps that many sandboxed workers started ahead of time, each with the
+    `preload` modules already imported and waiting for one job (a worker still runs one job
+    only). That saves a long-lived process the start-up and import time of each run; a process
+    that runs once and exits (the CLI) gains nothing, hence the default 0. With warm workers,
+    every `preload` module must be on `allowed_imports`.
+
     Example:
         settings = ProcessorSettings(network=True, timeout_s=60)
+        server = ProcessorSettings(warm_workers=2, preload=("pandas", "numpy"))
     """
 
     allowed_imports: tuple[str, ...] = DEFAULT_ALLOWED_IMPORTS
     network: bool = False
-    timeout_s: float = 30.0  # wall clock from sandbox start; then the parent kills the sandbox
+    timeout_s: float = 30.0  # wall clock from sandbox start (warm: from the job); then a kill
     cpu_s: int = 20  # RLIMIT_CPU soft limit; the hard limit (SIGKILL) is one second later
     memory_mb: int = 1536  # RLIMIT_AS: virtual memory, so it must cover library mappings too
     max_processes: int = 64  # RLIMIT_NPROC, counts threads; seccomp already forbids fork
@@ -64,6 +71,8 @@ class ProcessorSettings:
     max_rows: int = 100_000
     max_statement_bytes: int = 256 * 1024
     bwrap: str = "bwrap"
+    warm_workers: int = 0  # sandboxed workers kept started ahead of runs; 0: start one per run
+    preload: tuple[str, ...] = ("pandas", "numpy")  # what a warm worker imports while it waits
 
     def __post_init__(self) -> None:
         imports = self.allowed_imports
@@ -82,6 +91,36 @@ class ProcessorSettings:
             _require_positive(name, getattr(self, name), whole=True)
         if not self.bwrap:
             raise ProcessorConfigError("bwrap must name the bubblewrap binary, e.g. 'bwrap'")
+        self._check_warm_workers()
+
+    def _check_warm_workers(self) -> None:
+        count = self.warm_workers
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ProcessorConfigError(
+                f"ProcessorSettings.warm_workers must be a whole number >= 0 (0 starts a worker "
+                f"per run), got {count!r}"
+            )
+        preload = self.preload
+        if isinstance(preload, str) or not isinstance(preload, Sequence):
+            raise ProcessorConfigError(
+                f"preload must be a sequence of module names such as ('pandas', 'numpy'), "
+                f"got {preload!r}"
+            )
+        if any(not isinstance(name, str) or not _is_module_name(name) for name in preload):
+            raise ProcessorConfigError(
+                f"preload holds an invalid module name: {preload!r} (use dotted names such as "
+                "'pandas' or 'matplotlib.pyplot')"
+            )
+        object.__setattr__(self, "preload", tuple(preload))
+        # A warm worker imports only what a statement could import itself. Cold runs never
+        # preload, so the default list does not get in the way of a narrower allow-list.
+        refused = [name for name in preload if name not in self.allowed_imports]
+        if count and refused:
+            raise ProcessorConfigError(
+                f"preload names {', '.join(map(repr, refused))}, which allowed_imports does not "
+                "list; warm workers preload only allowed modules: add them to allowed_imports "
+                "or drop them from preload"
+            )
 
 
 def _is_module_name(name: str) -> bool:

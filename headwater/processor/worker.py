@@ -9,38 +9,97 @@ Order matters, and is the point of this module:
 6. coerce the rows to JSON, write the length-prefixed frame, and `_exit` without teardown.
 
 Everything after step 4 may be under the statement's control; the parent trusts none of it.
+
+A warm worker (`serve_warm`) imports its preload list between steps 1 and 2, before any job
+exists, and still runs exactly one job. So that a run sees the same limits warm or cold, the CPU
+time and address space that preloaded modules took are added to the limits, except for the
+modules the statement imports itself (a cold worker would have spent those too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import math
 import os
 import resource
 import signal
 import sys
 import types
-from typing import Any
+from typing import Any, NamedTuple
 
 from headwater.processor import gate
 from headwater.processor.coerce import OutputError, Problems, coerce_rows
 from headwater.processor.failure import CpuLimitExceeded, describe_exception
 from headwater.processor.policy import Policy
-from headwater.processor.protocol import DEBUG_PREVIEW_ROWS, MAGIC, length_header
+from headwater.processor.protocol import DEBUG_PREVIEW_ROWS, MAGIC, READY, length_header
 from headwater.processor.runtime import Log, make_sleep, needs_event_loop, run_coroutine
 from headwater.processor.seccomp import install_filter
 
 _MIB = 1024 * 1024
 
 
+class Preloaded(NamedTuple):
+    """What a warm worker imported before its job, and what each import cost."""
+
+    costs: dict[str, tuple[float, int]]  # module -> (CPU seconds, bytes of address space)
+    freeze_cpu_s: float  # the garbage collection after the imports
+    loaded_asyncio: bool
+
+
+COLD = Preloaded({}, 0.0, loaded_asyncio=False)
+
+
 def main(result_fd: int) -> None:
     """Entry point inside the sandbox (see protocol.BOOTSTRAP)."""
     os.write(result_fd, MAGIC)
     os.dup2(2, 1)
+    _answer(result_fd, json.loads(sys.stdin.buffer.read()), COLD)
+
+
+def serve_warm(result_fd: int, preload: list[str]) -> None:
+    """Entry point of a warm worker (see protocol.WARM_BOOTSTRAP): preload, wait, run one job."""
+    os.write(result_fd, MAGIC)
+    os.dup2(2, 1)
+    preloaded = _preload(preload)
+    os.write(result_fd, READY)
     job = json.loads(sys.stdin.buffer.read())
-    payload = _probe(job) if job.get("probe") else _run(job)
+    os.write(result_fd, MAGIC)  # the job arrived; what follows is its answer
+    _answer(result_fd, job, preloaded)
+
+
+def _answer(result_fd: int, job: dict[str, Any], preloaded: Preloaded) -> None:
+    payload = _probe(job) if job.get("probe") else _run(job, preloaded)
     _emit(result_fd, payload, int(job.get("max_output_bytes", 8 * _MIB)))
     os._exit(0)
+
+
+def _preload(modules: list[str]) -> Preloaded:
+    costs: dict[str, tuple[float, int]] = {}
+    for name in modules:
+        cpu, space = _cpu_seconds(), _address_space()
+        # A failing import is reported by the statement's own import, at its line.
+        with contextlib.suppress(Exception):
+            __import__(name)
+        costs[name] = (_cpu_seconds() - cpu, max(0, _address_space() - space))
+    # Keep the preloaded objects out of the statement's garbage collections: a cold worker
+    # would not have them to scan (pandas adds ~100k objects; a statement building millions of
+    # rows would pay for them in every full collection, and hit the CPU limit sooner).
+    cpu = _cpu_seconds()
+    gc.collect()
+    gc.freeze()
+    return Preloaded(costs, _cpu_seconds() - cpu, loaded_asyncio="asyncio" in sys.modules)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
 
 
 def _probe(job: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +110,7 @@ def _probe(job: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "uid": os.getuid(), "seccomp": fields.get("Seccomp", "").strip()}
 
 
-def _run(job: dict[str, Any]) -> dict[str, Any]:
+def _run(job: dict[str, Any], preloaded: Preloaded) -> dict[str, Any]:
     log = Log()
     try:
         gated = gate.check_statement(
@@ -59,16 +118,29 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
         )
     except gate.StatementRejected as exc:
         return {"status": "rejected", "error": str(exc), "problems": exc.problems}
+    asyncio_before = "asyncio" in sys.modules
     for module, fromlist in gated.imports:
         # A failing import is reported by the statement's own import, at its line.
         with contextlib.suppress(Exception):
             __import__(module, None, None, fromlist, 0)
-    use_asyncio = needs_event_loop(module for module, _ in gated.imports)
+    imported = {f"{module}.{name}" for module, names in gated.imports for name in names}
+    imported.update(module for module, _ in gated.imports)
+    spared = [
+        cost
+        for name, cost in preloaded.costs.items()
+        if not any(m == name or m.startswith(name + ".") for m in imported)
+    ]
+    # asyncio decides the event loop; count it as loaded only if a cold worker would have it.
+    asyncio_loaded = ("asyncio" in sys.modules and not asyncio_before) or (
+        preloaded.loaded_asyncio and len(spared) < len(preloaded.costs)
+    )
+    use_asyncio = needs_event_loop((module for module, _ in gated.imports), asyncio_loaded)
     if use_asyncio:
         import asyncio  # noqa: F401  (before seccomp: it is a big import)
     _route_warnings(log)
     limits = job["limits"]
-    _apply_limits(limits)
+    spared_cpu_s = preloaded.freeze_cpu_s + sum(cpu for cpu, _ in spared)
+    _apply_limits(limits, spared_cpu_s, sum(space for _, space in spared))
     install_filter(bytes.fromhex(job["seccomp"]), job["seccomp_nr"])
     signal.signal(signal.SIGXCPU, _on_cpu_limit)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead
@@ -147,12 +219,23 @@ def _execute(
     }
 
 
-def _apply_limits(limits: dict[str, int]) -> None:
-    cpu = limits["cpu_s"]
-    memory = limits["memory_mb"] * _MIB
+def _apply_limits(limits: dict[str, int], spared_cpu_s: float, spared_bytes: int) -> None:
+    """Set the run's rlimits; `spared_*` is what preloaded modules the statement does not use took.
+
+    RLIMIT_CPU counts whole seconds; when the preload makes the CPU budget fractional, a CPU-time
+    timer (ITIMER_PROF) ends the run at the exact budget, the soft limit rounds up behind it, and
+    the kill (the hard limit, for a statement that swallows the exception) comes about a second
+    after the budget, as in a cold worker.
+    """
+    cpu = limits["cpu_s"] + spared_cpu_s
+    cpu_limit = math.ceil(cpu)
+    memory = limits["memory_mb"] * _MIB + spared_bytes
     file_size = limits["tmpfs_mb"] * _MIB
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, max(cpu_limit, round(cpu + 1))))
+    if cpu_limit > cpu:
+        signal.signal(signal.SIGPROF, _on_cpu_limit)
+        signal.setitimer(signal.ITIMER_PROF, max(0.001, cpu - _cpu_seconds()))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["max_processes"],) * 2)
