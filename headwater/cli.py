@@ -34,6 +34,7 @@ from headwater.engine.refresh import RunResult
 from headwater.errors import SettingsError
 from headwater.keys_cli import app as keys_app
 from headwater.processor.commands import app as processor_app
+from headwater.server.commands import server as server_command
 from headwater.tasks.commands import app as tasks_app
 
 app = typer.Typer(
@@ -412,6 +413,7 @@ app.add_typer(processor_app, name="processor")
 app.add_typer(tasks_app, name="task")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
+app.command("server")(server_command)
 
 
 @app.command("serve-connectors")

@@ -222,3 +222,134 @@ credentials = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# -- the server's resource model (headwater.catalog.resources) --------------------------------
+# Data services hold dataflows and connections; dataflows hold component definitions. A
+# definition names the catalog `components` row that holds its partitions, runs and lease
+# (`component_id`); that row is named `<data service>__<dataflow>__<component>`.
+
+data_services = sa.Table(
+    "data_services",
+    metadata,
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+dataflows = sa.Table(
+    "dataflows",
+    metadata,
+    sa.Column(
+        "data_service",
+        sa.String(63),
+        sa.ForeignKey("data_services.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A connection's credential is a vault name relative to its data service: the secret is
+# stored as `<data service>/<credential>` in `credentials`.
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column(
+        "data_service",
+        sa.String(63),
+        sa.ForeignKey("data_services.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("credential", sa.String(100), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# `definition` is the kind's declaration as JSON (code text, settings, inputs); `input_id`, a
+# component of the same dataflow whose rows a processor reads (an edge of the graph).
+component_definitions = sa.Table(
+    "component_definitions",
+    metadata,
+    sa.Column("data_service", sa.String(63), primary_key=True),
+    sa.Column("dataflow", sa.String(63), primary_key=True),
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column(
+        "component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("connection", sa.String(63), nullable=True),
+    sa.Column("input_id", sa.String(63), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["data_service", "dataflow"],
+        ["dataflows.data_service", "dataflows.id"],
+        ondelete="CASCADE",
+        name="fk_component_definitions_dataflow",
+    ),
+)
+
+# A run asked for through the server. It exists from the request on ("queued"), before the
+# engine's `runs` row does, so the API answers 202 with its id at once; `run_id` links the
+# engine's run once it started. At most one queued or running server run per component (the
+# partial unique index), so a second trigger is refused on every server sharing the catalog.
+server_runs = sa.Table(
+    "server_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("requested_by", sa.String(32), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index(
+        "uq_server_runs_active",
+        "component_id",
+        unique=True,
+        sqlite_where=sa.text("status IN ('queued', 'running')"),
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+    ),
+)
+
+# A server run's log lines (credentials scrubbed before they get here).
+server_run_logs = sa.Table(
+    "server_run_logs",
+    metadata,
+    sa.Column(
+        "server_run_id",
+        sa.Integer,
+        sa.ForeignKey("server_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)

@@ -1,0 +1,422 @@
+"""The API's resources and messages, shared by the server and the client (pydantic v2).
+
+Every model takes keyword arguments, and nested models nest, as in the Ascend SDK:
+
+    >>> Component(
+    ...     id="orders",
+    ...     partitioned=PartitionedDefinition(
+    ...         code="def list_objects(context, metadata): ...",
+    ...         settings=PartitionedSettings(parser="csv"),
+    ...     ),
+    ... ).kind
+    'partitioned'
+
+Fields the server fills in (timestamps, the data service a dataflow belongs to, a component's
+kind) are optional; the server ignores them in requests. This module imports pydantic only, so
+the client does not load the server.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
+
+ID_PATTERN = r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"
+CREDENTIAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+MAX_CODE = 1024 * 1024  # characters of connector code or a statement
+MAX_JSON = 256 * 1024  # characters of a settings or inputs object, as JSON
+MAX_DEPTH = 32
+
+RunStatus = Literal[
+    "queued", "running", "succeeded", "partial", "failed", "cancelled", "interrupted", "abandoned"
+]
+ComponentKind = Literal["partitioned", "processor", "task"]
+
+
+def _text(value: str) -> str:
+    """Text the catalog can store on every database: no NUL, valid Unicode."""
+    if "\x00" in value:
+        raise ValueError("text cannot contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _json_value(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        _text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("JSON numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text(key)
+            _json_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _json_value(item, depth + 1)
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object the catalog can store: clean text, finite numbers, bounded size."""
+    _json_value(value)
+    if len(json.dumps(value)) > MAX_JSON:
+        raise ValueError(f"the object is larger than {MAX_JSON} characters as JSON")
+    return value
+
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=63)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_text)]
+Description = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_text)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CODE), AfterValidator(_text)]
+CredentialName = Annotated[str, StringConstraints(pattern=CREDENTIAL_PATTERN, max_length=100)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_text)]
+
+
+class Model(BaseModel):
+    """The base of every API model: unknown fields are ignored, so old clients keep working
+    when the server adds fields."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- data services and dataflows ----------------------------------------------------------------
+
+
+class DataService(Model):
+    """A namespace (a team, a domain) holding dataflows, connections and credentials.
+
+    Example:
+        >>> DataService(id="sales", name="Sales", description="orders and invoices").id
+        'sales'
+    """
+
+    id: Id
+    name: Name | None = None  # defaults to the id
+    description: Description | None = None
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+
+
+class Dataflow(Model):
+    """A graph of components inside a data service.
+
+    Example:
+        >>> Dataflow(id="daily", description="the nightly load").id
+        'daily'
+    """
+
+    id: Id
+    name: Name | None = None
+    description: Description | None = None
+    data_service: str | None = None  # filled in by the server
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+
+
+# -- connections and credentials ----------------------------------------------------------------
+
+
+class Connection(Model):
+    """Settings and a credential shared by components of a data service. A partitioned
+    component using it gets the credential's secret in `context(credentials)`.
+
+    Example:
+        >>> Connection(id="warehouse", settings={"host": "db.internal"}, credential="wh").id
+        'warehouse'
+    """
+
+    id: Id
+    name: Name | None = None
+    description: Description | None = None
+    settings: JsonObject = Field(default_factory=dict)
+    credential: CredentialName | None = None  # a credential of the same data service
+    data_service: str | None = None
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+
+
+class CredentialSecret(Model):
+    """The secret to store under a credential's name. Sent, never returned."""
+
+    secret: Annotated[
+        str, StringConstraints(min_length=1, max_length=64 * 1024), AfterValidator(_text)
+    ] = Field(repr=False)
+
+
+class Credential(Model):
+    """A stored credential: its name and timestamps, never its secret."""
+
+    name: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+# -- components ---------------------------------------------------------------------------------
+
+
+class RetrySettings(Model):
+    """How often a failing read (or task job) is tried, and the backoff between tries."""
+
+    attempts: int = Field(default=3, ge=1, le=100)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
+    backoff_max_seconds: float = Field(default=30.0, ge=0, le=86_400)
+
+
+class CsvOptions(Model):
+    delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] | None = None
+    quote_char: Annotated[str, StringConstraints(min_length=1, max_length=1)] | None = None
+    header: bool | None = None
+    column_names: list[ColumnName] | None = Field(default=None, max_length=10_000)
+
+
+class PartitionedSettings(Model):
+    """How a partitioned connector's partitions are parsed, read, retried and kept (see
+    `headwater.ComponentSettings`)."""
+
+    parser: Literal["csv", "jsonl", "parquet"] | None = None
+    parser_options: CsvOptions = Field(default_factory=CsvOptions)
+    keep_removed: bool = False
+    reprocess_on_code_change: bool = True
+    widen_types: bool = False
+    executor: Literal["thread", "process"] = "thread"
+    concurrency: int = Field(default=4, ge=1, le=256)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    batch_rows: int = Field(default=65_536, ge=1, le=10_000_000)
+
+
+class PartitionedDefinition(Model):
+    """A partitioned (pull) read connector: its Python source and its settings."""
+
+    code: Code
+    settings: PartitionedSettings = Field(default_factory=PartitionedSettings)
+
+
+class ProcessorDefinition(Model):
+    """A processor: a sandboxed statement over the rows of an input component (or inline rows).
+
+    `output_schema` maps each output column to "int", "float", "bool", "string" or "json"
+    (a trailing "?" allows null); `input` names a component of the same dataflow.
+    """
+
+    statement: Code
+    output_schema: dict[ColumnName, Annotated[str, StringConstraints(max_length=16)]] = Field(
+        min_length=1, max_length=1000
+    )
+    processing: Literal["row", "bulk"] = "row"
+    checkpoint_column: ColumnName | None = None
+    input: Id | None = None
+    input_rows: list[JsonObject] = Field(default_factory=list, max_length=10_000)
+
+
+class TaskDefinition(Model):
+    """A task (async job) connector: its Python source and the task it runs."""
+
+    code: Code
+    task_type: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    task_type_version: int = Field(default=0, ge=0, le=2**31 - 1)
+    inputs: JsonObject = Field(default_factory=dict)
+    custom: JsonObject = Field(default_factory=dict)
+    output: ColumnName | None = None
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+
+class Component(Model):
+    """A read connector in a dataflow: exactly one of `partitioned`, `processor` or `task`.
+
+    Stream components are not served yet: they run continuously, which the trigger-and-finish
+    runs of this API do not fit.
+
+    Example:
+        >>> Component(id="totals", processor=ProcessorDefinition(
+        ...     statement="return [{'n': len(INPUT_DATA)}]", output_schema={"n": "int"},
+        ...     processing="bulk", input="orders")).kind
+        'processor'
+    """
+
+    id: Id
+    name: Name | None = None
+    description: Description | None = None
+    connection: Id | None = None  # a connection of the same data service
+    partitioned: PartitionedDefinition | None = None
+    processor: ProcessorDefinition | None = None
+    task: TaskDefinition | None = None
+    data_service: str | None = None
+    dataflow: str | None = None
+    catalog_name: str | None = None  # the catalog component holding its data
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Component:
+        given = [k for k in ("partitioned", "processor", "task") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a component is exactly one of partitioned, processor or task; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def kind(self) -> ComponentKind:
+        if self.partitioned is not None:
+            return "partitioned"
+        return "processor" if self.processor is not None else "task"
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+class RunPlan(Model):
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+
+class RunFailure(Model):
+    """One partition (or the whole run) that failed, with where it failed."""
+
+    partition: str | None = None
+    function: str | None = None
+    message: str
+    attempts: int = 1
+
+
+class Run(Model):
+    """One run of one component, requested through the API.
+
+    `status` goes queued -> running -> succeeded, partial (some partitions failed), failed,
+    cancelled, interrupted (stopped by the server's shutdown) or abandoned (the server died).
+    `engine_run_id` is the catalog's run (as `headwater runs` lists it) once it has started.
+    """
+
+    id: int
+    data_service: str
+    dataflow: str
+    component: str
+    status: RunStatus
+    engine_run_id: int | None = None
+    requested_by: str | None = None
+    cancel_requested: bool = False
+    requested_at: datetime.datetime
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    plan: RunPlan | None = None
+    landed: int = 0
+    failed: int = 0
+    rows: int = 0
+    bytes: int = 0
+    error: str | None = None
+    failures: list[RunFailure] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("queued", "running")
+
+
+class LogLine(Model):
+    """One line of a run's log (credentials are masked as ***)."""
+
+    seq: int
+    at: datetime.datetime
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+class Partition(Model):
+    """Stored data of one component: one listed object, stream commit or processor/task run."""
+
+    name: str
+    fingerprint: str
+    code_version: str
+    row_count: int
+    byte_size: int
+    files: int
+    engine_run_id: int
+    committed_at: datetime.datetime
+
+
+class SchemaField(Model):
+    name: str
+    type: str  # the Arrow type, e.g. "int64", "string", "timestamp[us, tz=UTC]"
+    nullable: bool = True
+
+
+class ComponentSchema(Model):
+    """The columns readers see: every committed partition's schema, merged."""
+
+    fields: list[SchemaField]
+
+
+class Records(Model):
+    """A page of a component's rows, in partition order. Pass `next_cursor` as `cursor` for
+    the next page; it is None after the last. Values are JSON: dates and times as ISO text,
+    decimals as text, binary as base64, non-finite floats as null. For exact types and bulk
+    reads, ask for `application/vnd.apache.arrow.stream`."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+class GraphNode(Model):
+    id: str
+    kind: ComponentKind
+    name: str
+
+
+class GraphEdge(Model):
+    source: str  # the upstream component's id
+    target: str
+    kind: Literal["input"] = "input"
+
+
+class ComponentGraph(Model):
+    """A dataflow's components and the edges between them (a processor's input)."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+# -- service ------------------------------------------------------------------------------------
+
+
+class ErrorDetail(Model):
+    loc: list[str | int] = Field(default_factory=list)
+    message: str
+    type: str | None = None
+
+
+class ErrorResponse(Model):
+    """Every error the API answers: a code (not_found, conflict, unauthenticated, forbidden,
+    invalid, unavailable, internal), the message, and for invalid requests what was wrong
+    where (request values are never echoed back: one may be a secret)."""
+
+    error: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class Health(Model):
+    status: Literal["ok"] = "ok"
+    version: str

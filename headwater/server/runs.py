@@ -1,0 +1,197 @@
+"""The server's run pool: runs execute on its own worker threads, one writer per component.
+
+A trigger records a queued server run (refused with 409 while the component has one queued or
+running, on any server sharing the catalog) and hands it to the pool. The engine then takes
+the component's lease as it does for the CLI, so a refresh started elsewhere (`headwater run`)
+is not overwritten either: that run fails with the lease holder named.
+
+Cancelling sets the run's event (and a flag in the catalog, which a watcher thread of the
+server running it picks up within a second). Where it is honoured:
+- queued: the run ends "cancelled" before it starts;
+- partitioned: between partitions (after the partition in hand commits; reads in flight are
+  abandoned, pending ones never start), and after listing, before any read;
+- task: while the job is polled or waited for (the job is cancelled with its `delete`);
+- processor: not while the statement runs (its sandbox's time limit bounds it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from headwater.catalog.definitions import DefinitionRecord
+from headwater.catalog.lease import holder_is_dead
+from headwater.catalog.server_runs import ServerRunRecord
+from headwater.errors import HeadwaterError
+from headwater.secrets import scrub
+from headwater.server.runlog import CapturedLogs, RunLog
+
+if TYPE_CHECKING:
+    from headwater.server.state import Server
+
+log = logging.getLogger("headwater.server")
+WATCH_SECONDS = 1.0
+
+
+@dataclass
+class ActiveRun:
+    """A run this server process holds: queued or running."""
+
+    record: ServerRunRecord
+    definition: DefinitionRecord
+    log: RunLog
+    cancel: threading.Event = field(default_factory=threading.Event)
+    shutdown: bool = False  # cancelled because the server is stopping, not by a request
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: its server status, the engine's run, and the error if any."""
+
+    status: str
+    engine_run_id: int | None = None
+    error: str | None = None
+
+
+class RunPool:
+    """Executes runs on `workers` threads; more wait queued."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._executor: ThreadPoolExecutor | None = None
+        self._active: dict[int, ActiveRun] = {}
+        self._lock = threading.Lock()
+        self._captured = CapturedLogs()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._executor = ThreadPoolExecutor(
+            self.server.settings.workers, thread_name_prefix="headwater-run"
+        )
+        logging.getLogger("headwater").addHandler(self._captured)
+        self._watcher = threading.Thread(
+            target=self._watch, name="headwater-run-cancels", daemon=True
+        )
+        self._watcher.start()
+
+    def trigger(self, definition: DefinitionRecord, requested_by: str | None) -> ServerRunRecord:
+        """Queue a run of `definition`; RunConflictError while one is queued or running."""
+        if self._executor is None:
+            raise HeadwaterError("the server's run pool is not started")
+        server = self.server
+        # A run held by a server process on this host that died must not block the component.
+        server.runs.abandon(holder_is_dead, server.clock())
+        record = server.runs.create(
+            definition.component_id,
+            holder=server.holder,
+            requested_by=requested_by,
+            now=server.clock(),
+        )
+        active = ActiveRun(record, definition, RunLog(record.id, server.runs, server.clock))
+        active.log.info(
+            f"queued: {definition.kind} component '{definition.id}' (catalog component "
+            f"'{definition.catalog_name}'), requested by {requested_by or 'the server'}"
+        )
+        with self._lock:
+            self._active[record.id] = active
+        self._executor.submit(self._run, active)
+        return record
+
+    def cancel(self, run_id: int) -> ServerRunRecord:
+        """Ask a run to stop (see the module docstring for where it is honoured)."""
+        record = self.server.runs.request_cancel(run_id)
+        with self._lock:
+            active = self._active.get(run_id)
+        if active is not None:
+            active.log.info("cancel requested")
+            active.cancel.set()
+        return record
+
+    def follow(self, run_id: int) -> RunLog | None:
+        """The live log of a run this process holds (None: read the catalog instead)."""
+        with self._lock:
+            active = self._active.get(run_id)
+        return active.log if active is not None else None
+
+    def _run(self, active: ActiveRun) -> None:
+        from headwater.server.execute import execute
+
+        server = self.server
+        self._captured.attach(active.log)
+        outcome = Outcome("failed", error="the run ended without an outcome")
+        try:
+            if active.cancel.is_set():
+                outcome = Outcome(self._stopped(active), error="cancelled before it started")
+                return
+            server.runs.start(active.id, server.clock())
+            active.log.info("started")
+            active.log.flush()
+            outcome = execute(server, active)
+        except BaseException as exc:  # the run fails; the worker thread lives on
+            outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if outcome.status == "interrupted" and active.cancel.is_set():
+                outcome = Outcome(self._stopped(active), outcome.engine_run_id, outcome.error)
+            self._captured.detach()
+            self._finish(active, outcome)
+
+    def _stopped(self, active: ActiveRun) -> str:
+        return "interrupted" if active.shutdown else "cancelled"
+
+    def _finish(self, active: ActiveRun, outcome: Outcome) -> None:
+        server = self.server
+        error = scrub(outcome.error, active.log.secret) if outcome.error else None
+        try:
+            if error:
+                active.log.error(error)
+            active.log.info(f"ended {outcome.status}")
+            server.runs.finish(
+                active.id,
+                status=outcome.status,
+                run_id=outcome.engine_run_id,
+                error=error,
+                now=server.clock(),
+            )
+            active.log.end()
+            log.info(
+                "run %d of %s ended %s", active.id, active.definition.catalog_name, outcome.status
+            )
+        except Exception:
+            log.exception("could not record the end of run %d", active.id)
+        finally:
+            with self._lock:
+                self._active.pop(active.id, None)
+
+    def _watch(self) -> None:
+        """Pick up cancels asked of another server process sharing the catalog."""
+        while not self._stop.wait(WATCH_SECONDS):
+            with self._lock:
+                running = [a for a in self._active.values() if not a.cancel.is_set()]
+            for active in running:
+                try:
+                    if self.server.runs.cancel_requested(active.id):
+                        active.cancel.set()
+                except Exception as exc:  # a passing database error: look again next time
+                    log.debug("could not check run %d for a cancel: %s", active.id, exc)
+
+    def close(self) -> None:
+        """Stop: cancel every run (they end "interrupted") and wait for the workers."""
+        self._stop.set()
+        with self._lock:
+            active = list(self._active.values())
+        for run in active:
+            run.shutdown = True
+            run.cancel.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self._watcher is not None:
+            self._watcher.join()
+        logging.getLogger("headwater").removeHandler(self._captured)
