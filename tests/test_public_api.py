@@ -1,4 +1,4 @@
-"""What is promised to users: the connector-author APIs and the top-level names."""
+"""What is promised to users: the connector-author APIs, the client and the top-level names."""
 
 from __future__ import annotations
 
@@ -25,6 +25,48 @@ import pytest
         (
             "headwater.connectors",
             {"ConnectorSource", "ObjectMetadata", "PartitionedConnector", "load_partitioned"},
+        ),
+        (
+            "headwater.client",
+            {
+                "APIError",
+                "Client",
+                "ClientError",
+                "Component",
+                "ComponentGraph",
+                "ComponentSchema",
+                "ConfigError",
+                "ConflictError",
+                "Connection",
+                "ConnectionFailedError",
+                "Credential",
+                "CredentialsNotFoundError",
+                "CsvOptions",
+                "DataService",
+                "Dataflow",
+                "ErrorDetail",
+                "ForbiddenError",
+                "GraphEdge",
+                "GraphNode",
+                "Health",
+                "LogLine",
+                "NotFoundError",
+                "Partition",
+                "PartitionedDefinition",
+                "PartitionedSettings",
+                "ProcessorDefinition",
+                "Records",
+                "RetrySettings",
+                "Run",
+                "RunFailure",
+                "RunPlan",
+                "RunTimeoutError",
+                "SchemaField",
+                "ServerError",
+                "TaskDefinition",
+                "UnauthorizedError",
+                "ValidationError",
+            },
         ),
         (
             "headwater.stream",
