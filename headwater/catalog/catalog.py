@@ -533,7 +533,10 @@ class Catalog:
                 )
 
     def abandon_runs(self, component_id: str, now: datetime.datetime) -> int:
-        """Close runs left 'running' by a runner that died. Call with the lease held."""
+        """Close runs left 'running' by a runner that died. Call with the lease held. What
+        such a run committed before it died is counted from its partitions (its own counts
+        are written only when a run finishes)."""
+        mine = partitions.c.run_id == runs.c.id
         with self.engine.begin() as c:
             result = c.execute(
                 runs.update()
@@ -544,6 +547,13 @@ class Catalog:
                     finished_at=now,
                     error="the runner stopped before finishing (killed or crashed); "
                     "the next refresh completed the work",
+                    landed=sa.select(sa.func.count()).where(mine).scalar_subquery(),
+                    rows=sa.select(sa.func.coalesce(sa.func.sum(partitions.c.row_count), 0))
+                    .where(mine)
+                    .scalar_subquery(),
+                    bytes=sa.select(sa.func.coalesce(sa.func.sum(partitions.c.byte_size), 0))
+                    .where(mine)
+                    .scalar_subquery(),
                 )
             )
             return int(result.rowcount)

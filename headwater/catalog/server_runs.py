@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from headwater.catalog import Catalog, connect
-from headwater.catalog.tables import component_definitions, server_run_logs, server_runs
+from headwater.catalog.tables import component_definitions, runs, server_run_logs, server_runs
 from headwater.errors import ComponentBusyError, NotFoundError
 
 ACTIVE = ("queued", "running")
@@ -57,9 +57,29 @@ class LogRecord:
     message: str
 
 
+def _engine_run() -> sa.ColumnElement[object]:
+    """The catalog run a server run executed as. Recorded when the run ends; until then (or if
+    the server died first) it is the component's engine run started inside this run's window:
+    one writer per component makes that one unique."""
+    started_within = (
+        sa.select(sa.func.max(runs.c.id))
+        .where(runs.c.component_id == server_runs.c.component_id)
+        .where(runs.c.started_at >= server_runs.c.started_at)
+        .where(
+            sa.or_(
+                server_runs.c.finished_at.is_(None), runs.c.started_at <= server_runs.c.finished_at
+            )
+        )
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(server_runs.c.run_id, started_within).label("run_id")
+
+
 def _query() -> sa.Select[tuple[object, ...]]:
+    columns = [c for c in server_runs.c if c.name != "run_id"]
     return sa.select(
-        server_runs,
+        *columns,
+        _engine_run(),
         component_definitions.c.data_service,
         component_definitions.c.dataflow,
         component_definitions.c.id.label("component"),
