@@ -72,6 +72,21 @@ def descendants(root: int) -> set[int]:
     return found
 
 
+def sandboxes(root: int) -> set[int]:
+    """Live bubblewrap processes below `root` and everything below them. (Other children of
+    the test process, such as the engine's forkserver started by an earlier test, are not
+    this module's business.)"""
+    found: set[int] = set()
+    for pid in descendants(root):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name == "bwrap":
+            found |= {pid} | descendants(pid)
+    return found
+
+
 def alive(pids: set[int]) -> set[int]:
     return {pid for pid in pids if _stat(pid) is not None}
 
@@ -80,13 +95,13 @@ def alive(pids: set[int]) -> set[int]:
 def no_leaks() -> Iterator[None]:
     """Each test ends with every warm worker stopped and no sandbox process left behind."""
     yield
-    sandboxes = descendants(os.getpid())
+    before = sandboxes(os.getpid())
     shutdown_warm_workers()
     # A killed sandbox init may outlive bubblewrap for a moment, reparented, while the kernel
     # tears down its pid namespace: wait for every process seen before the shutdown to go.
-    assert wait_for(lambda: not alive(sandboxes) and not descendants(os.getpid())), (
-        alive(sandboxes),
-        descendants(os.getpid()),
+    assert wait_for(lambda: not alive(before) and not sandboxes(os.getpid())), (
+        alive(before),
+        sandboxes(os.getpid()),
     )
 
 
@@ -160,11 +175,11 @@ def test_a_warm_worker_runs_one_job_and_is_replaced() -> None:
 def test_shutdown_kills_ready_and_starting_workers() -> None:
     settings = dataclasses.replace(WARM, warm_workers=2)
     pool = ready_pool(settings)
-    sandboxes = descendants(os.getpid())
-    assert len(pool.pids()) == 2 and len(sandboxes) >= 4  # bwrap and its init, each
+    before = sandboxes(os.getpid())
+    assert len(pool.pids()) == 2 and len(before) >= 4  # bwrap and its init, each
     run(settings=settings)  # takes one; a replacement is starting now
     shutdown_warm_workers()
-    assert wait_for(lambda: not alive(sandboxes) and not descendants(os.getpid()))
+    assert wait_for(lambda: not alive(before) and not sandboxes(os.getpid()))
     assert pool.pids() == [] and not pool.wait_until_ready(timeout_s=0.1)
     assert warm.pool_for(settings) is not pool  # a later run starts a new pool
 
