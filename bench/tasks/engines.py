@@ -26,6 +26,7 @@ FLYTEKIT_BIN = BENCH / ".venvs" / "flytekit" / "bin"
 CONNECTOR = HERE / "trivial_connector.py"
 ENGINES = ("headwater", "flytekit")
 FLOORS = ("floor_aio", "floor_sync")  # floor_server.py: bare gRPC, canned answers; not contenders
+EXTRA_FLOORS = ("floor_aio-options",)  # the aio floor with Headwater's server options: --only
 VARIANTS = ("hw_direct", "hw_hints", "hw_v1only")  # variant_server.py: experiments
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -49,13 +50,14 @@ def command(engine: str, port: int) -> list[str]:
             "--port", str(port), "--prometheus_port", str(free_port()),
             "--modules", CONNECTOR.stem,
         ]  # fmt: skip
-    if engine in FLOORS:
+    if engine in FLOORS + EXTRA_FLOORS:
         kind = engine.removeprefix("floor_")
         return [str(HEADWATER_BIN / "python"), str(HERE / "floor_server.py"), kind, str(port)]
     if engine in VARIANTS:
         variant = engine.removeprefix("hw_")
         return [str(HEADWATER_BIN / "python"), str(HERE / "variant_server.py"), variant, str(port)]
-    raise ValueError(f"unknown engine {engine!r}; one of {ENGINES + FLOORS + VARIANTS}")
+    known = ENGINES + FLOORS + EXTRA_FLOORS + VARIANTS
+    raise ValueError(f"unknown engine {engine!r}; one of {known}")
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """The floor: flyteidl's AsyncAgentService on a bare gRPC server that answers from canned
 messages. No connector, no registry, no conversion; what gRPC in Python costs per call.
 
-    .venv/bin/python bench/tasks/floor_server.py aio|sync PORT
+    .venv/bin/python bench/tasks/floor_server.py aio|aio-options|sync PORT
 
-`aio` is `grpc.aio.server()` (what Headwater and flytekit both use); `sync` is the classic
-`grpc.server(ThreadPoolExecutor(16))`. Not a contender: it shows how much of each engine's
-time per pair is gRPC itself. It serves ListAgents too, so the driver can tell it is ready.
+`aio` is `grpc.aio.server()` (what Headwater and flytekit both use); `aio-options` the same
+with Headwater's server options (64 MiB message limits, SO_REUSEPORT off) and gRPC health;
+`sync` is the classic `grpc.server(ThreadPoolExecutor(16))`. Not a contender: it shows how much
+of each engine's time per pair is gRPC itself. It serves ListAgents too, so the driver can tell
+it is ready.
 """
 
 from __future__ import annotations
@@ -72,10 +74,22 @@ class SyncMetadata(agent_pb2_grpc.AgentMetadataServiceServicer):
         return AGENTS
 
 
-async def serve_aio(port: int) -> None:
-    server = grpc.aio.server()
+async def serve_aio(port: int, headwater_options: bool = False) -> None:
+    limit = 64 * 1024 * 1024
+    options = [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options if headwater_options else None)
     agent_pb2_grpc.add_AsyncAgentServiceServicer_to_server(AioTasks(), server)
     agent_pb2_grpc.add_AgentMetadataServiceServicer_to_server(AioMetadata(), server)
+    if headwater_options:
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+        checker = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+        await checker.set("", health_pb2.HealthCheckResponse.SERVING)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
@@ -92,9 +106,9 @@ def serve_sync(port: int) -> None:
 
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
-    if kind == "aio":
-        asyncio.run(serve_aio(port))
+    if kind in ("aio", "aio-options"):
+        asyncio.run(serve_aio(port, headwater_options=kind == "aio-options"))
     elif kind == "sync":
         serve_sync(port)
     else:
-        raise SystemExit(f"floor_server.py: aio or sync, not {kind!r}")
+        raise SystemExit(f"floor_server.py: aio, aio-options or sync, not {kind!r}")

@@ -271,8 +271,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument(
-        "--only", nargs="*", choices=engines.ENGINES + engines.FLOORS + engines.VARIANTS
-    )
+        "--only", nargs="*", choices=engines.ENGINES + engines.FLOORS + engines.EXTRA_FLOORS
+        + engines.VARIANTS,
+    )  # fmt: skip
     parser.add_argument(
         "--floors", action="store_true", help="also run the bare-gRPC floors (floor_server.py)"
     )
@@ -288,7 +289,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE.parent / "out" / f"tasks-{stamp}")
     args = parser.parse_args()
     if args.only:
-        chosen = [e for e in engines.ENGINES + engines.FLOORS + engines.VARIANTS if e in args.only]
+        every = engines.ENGINES + engines.FLOORS + engines.EXTRA_FLOORS + engines.VARIANTS
+        chosen = [e for e in every if e in args.only]
     else:
         chosen = list(engines.ENGINES + (engines.FLOORS if args.floors else ()))
     args.out.mkdir(parents=True, exist_ok=True)

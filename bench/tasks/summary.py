@@ -21,6 +21,7 @@ WHAT = {
     "flytekit": "flytekit 1.16.31 `pyflyte serve connector`",
     "floor_aio": "floor: bare `grpc.aio` server, canned answers (not a contender)",
     "floor_sync": "floor: bare `grpc.server`, 16 threads, canned answers (not a contender)",
+    "floor_aio-options": "floor: `grpc.aio` with Headwater's server options and gRPC health",
     "hw_direct": "experiment: Headwater's `serve()` without the CLI",
     "hw_hints": "experiment: `direct` + type hints cached in `ResourceMeta.decode`",
     "hw_v1only": "experiment: `direct` without Flyte 2's services",
