@@ -142,20 +142,8 @@ class Resources:
         now: datetime.datetime,
     ) -> DataflowRecord:
         with self.engine.begin() as c:
-            _data_service(c, data_service)
-            if exists(c, dataflows, _dataflow_key(data_service, id)):
-                raise ConflictError(
-                    f"dataflow '{id}' already exists in data service '{data_service}'"
-                )
-            c.execute(
-                dataflows.insert().values(
-                    data_service=data_service,
-                    id=id,
-                    name=name,
-                    description=description,
-                    created_at=now,
-                    updated_at=now,
-                )
+            _insert_under(
+                c, dataflows, "dataflow", data_service, id, now, name=name, description=description
             )
         return self.dataflow(data_service, id)
 
@@ -165,13 +153,7 @@ class Resources:
 
     def dataflows(self, data_service: str) -> list[DataflowRecord]:
         with self._reading() as c:
-            _data_service(c, data_service)
-            rows = c.execute(
-                sa.select(dataflows)
-                .where(dataflows.c.data_service == data_service)
-                .order_by(dataflows.c.id)
-            )
-            return [DataflowRecord(**r._asdict()) for r in rows]
+            return [DataflowRecord(**r) for r in _rows_under(c, dataflows, data_service)]
 
     def replace_dataflow(
         self,
@@ -216,22 +198,17 @@ class Resources:
         now: datetime.datetime,
     ) -> ConnectionRecord:
         with self.engine.begin() as c:
-            _data_service(c, data_service)
-            if exists(c, connections, connection_key(data_service, id)):
-                raise ConflictError(
-                    f"connection '{id}' already exists in data service '{data_service}'"
-                )
-            c.execute(
-                connections.insert().values(
-                    data_service=data_service,
-                    id=id,
-                    name=name,
-                    description=description,
-                    settings=settings,
-                    credential=credential,
-                    created_at=now,
-                    updated_at=now,
-                )
+            _insert_under(
+                c,
+                connections,
+                "connection",
+                data_service,
+                id,
+                now,
+                name=name,
+                description=description,
+                settings=settings,
+                credential=credential,
             )
         return self.connection(data_service, id)
 
@@ -241,13 +218,7 @@ class Resources:
 
     def connections(self, data_service: str) -> list[ConnectionRecord]:
         with self._reading() as c:
-            _data_service(c, data_service)
-            rows = c.execute(
-                sa.select(connections)
-                .where(connections.c.data_service == data_service)
-                .order_by(connections.c.id)
-            )
-            return [ConnectionRecord(**r._asdict()) for r in rows]
+            return [ConnectionRecord(**r) for r in _rows_under(c, connections, data_service)]
 
     def replace_connection(
         self,
@@ -301,6 +272,34 @@ class Resources:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _insert_under(
+    c: sa.Connection,
+    table: sa.Table,
+    what: str,
+    data_service: str,
+    id: str,
+    now: datetime.datetime,
+    **values: Any,
+) -> None:
+    """Create a resource that lives in a data service (a dataflow, a connection)."""
+    _data_service(c, data_service)
+    key = (table.c.data_service == data_service) & (table.c.id == id)
+    if exists(c, table, key):
+        raise ConflictError(f"{what} '{id}' already exists in data service '{data_service}'")
+    c.execute(
+        table.insert().values(
+            data_service=data_service, id=id, created_at=now, updated_at=now, **values
+        )
+    )
+
+
+def _rows_under(c: sa.Connection, table: sa.Table, data_service: str) -> list[dict[str, Any]]:
+    """The resources of one kind in a data service, by id."""
+    _data_service(c, data_service)
+    query = sa.select(table).where(table.c.data_service == data_service).order_by(table.c.id)
+    return [r._asdict() for r in c.execute(query)]
 
 
 def exists(c: sa.Connection, table: sa.Table, where: Any) -> bool:
