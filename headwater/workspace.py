@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from headwater.catalog import (
     Checkpoint,
     ComponentRecord,
     Failure,
+    Lineage,
     PartitionRecord,
     RunRecord,
 )
@@ -129,11 +130,13 @@ class Workspace:
         run_id: int,
         checkpoint: Checkpoint | None = None,
         holder: str | None = None,
+        lineage: Sequence[Lineage] | None = None,
     ) -> WrittenPartition:
-        """Write `table` as one partition of `component` and commit it, with `checkpoint` in
-        the same transaction (and only while `holder` holds the lease, when given). Files of a
-        version it replaced are deleted after the commit. Used by runs that produce whole
-        tables (streams, processors) rather than reading listed objects."""
+        """Write `table` as one partition of `component` and commit it, with `checkpoint` and
+        `lineage` in the same transaction (and only while `holder` holds the lease, when
+        given). Files of a version it replaced are deleted after the commit. Used by runs that
+        produce whole tables (streams, processors, transforms) rather than reading listed
+        objects."""
         started = time.perf_counter()
         writer = self.store.writer(
             component.id, widen=False, where=Where(component=component.name), declared=table.schema
@@ -156,6 +159,7 @@ class Workspace:
             now=self.clock(),
             checkpoint=checkpoint,
             holder=holder,
+            lineage=lineage,
         )
         self.store.delete(replaced)
         return written

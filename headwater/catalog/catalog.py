@@ -22,6 +22,7 @@ from headwater.catalog.lease import Clock, Lease
 from headwater.catalog.tables import (
     components,
     leases,
+    partition_lineage,
     partitions,
     run_failures,
     runs,
@@ -61,6 +62,15 @@ class Checkpoint:
     time: int
     offset: Any
     task_attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """One input partition, at the fingerprint it had, that a partition was computed from."""
+
+    input_component_id: str
+    input_partition: str
+    input_fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -307,11 +317,13 @@ class Catalog:
         now: datetime.datetime,
         checkpoint: Checkpoint | None = None,
         holder: str | None = None,
+        lineage: Sequence[Lineage] | None = None,
     ) -> list[str]:
         """Make a partition visible (replacing any earlier version). Returns the files of the
         version it replaced, which the caller deletes once this has committed. A stream's
-        `checkpoint` is stored in the same transaction. Given the lease `holder`, the commit
-        happens only while that runner still holds the component's lease."""
+        `checkpoint` and a transform's `lineage` (replacing the partition's earlier lineage)
+        are stored in the same transaction. Given the lease `holder`, the commit happens only
+        while that runner still holds the component's lease."""
         schema_id = schemas.schema_id(schema)
         values = {
             "fingerprint": fingerprint,
@@ -346,6 +358,16 @@ class Catalog:
                 if checkpoint.task_attempt is not None:
                     _close_task_attempt(
                         c, checkpoint.task_attempt, "landed", None, now, *TASK_OPEN_STATES
+                    )
+            if lineage is not None:
+                _delete_lineage(c, component_id, [name])
+                if lineage:
+                    c.execute(
+                        partition_lineage.insert(),
+                        [
+                            {"component_id": component_id, "partition": name, **vars(e)}
+                            for e in lineage
+                        ],
                     )
             failpoints.hit("catalog.in_commit")
         return list(old.files) if old is not None else []
@@ -402,7 +424,27 @@ class Catalog:
                     for f in files
                 ]
                 c.execute(partitions.delete().where(key))
+                _delete_lineage(c, component_id, chunk)
         return dropped
+
+    def lineage(self, component_id: str) -> dict[str, list[Lineage]]:
+        """Each partition's input partitions (only transforms record any), by partition name."""
+        query = (
+            sa.select(partition_lineage)
+            .where(partition_lineage.c.component_id == component_id)
+            .order_by(
+                partition_lineage.c.partition,
+                partition_lineage.c.input_component_id,
+                partition_lineage.c.input_partition,
+            )
+        )
+        found: dict[str, list[Lineage]] = {}
+        with self._reading() as c:
+            for row in c.execute(query):
+                found.setdefault(row.partition, []).append(
+                    Lineage(row.input_component_id, row.input_partition, row.input_fingerprint)
+                )
+        return found
 
     # -- task attempts ------------------------------------------------------------------------
 
@@ -679,3 +721,11 @@ def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
     """Slices small enough for an IN (...) clause on every database."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _delete_lineage(c: sa.Connection, component_id: str, names: Sequence[str]) -> None:
+    c.execute(
+        partition_lineage.delete()
+        .where(partition_lineage.c.component_id == component_id)
+        .where(partition_lineage.c.partition.in_(names))
+    )

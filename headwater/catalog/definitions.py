@@ -1,7 +1,9 @@
 """Component definitions: the components of dataflows, as declared through the server's API.
 
 Each definition owns one catalog `components` row (see `headwater.catalog.resources` for the
-naming); a processor's `input_id` is an edge of its dataflow's graph.
+naming). A component's `inputs` (the components of its dataflow it reads: a processor's or
+write connector's one, a transform's several) are the edges of its dataflow's graph, which is
+kept acyclic.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from headwater.catalog.resources import (
     ConflictError,
     InvalidReferenceError,
     catalog_name,
-    component_ids,
     connection_key,
     delete_components,
     exists,
     get_dataflow,
 )
-from headwater.catalog.tables import component_definitions, components, connections
+from headwater.catalog.tables import (
+    component_definitions,
+    component_inputs,
+    components,
+    connections,
+)
 from headwater.errors import NotFoundError
 
 
@@ -42,7 +48,8 @@ class DefinitionRecord:
     kind: str
     definition: dict[str, Any]
     connection: str | None
-    input_id: str | None
+    inputs: tuple[str, ...]
+    schedule: dict[str, Any] | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
 
@@ -60,7 +67,8 @@ class ComponentFields:
     kind: str
     definition: dict[str, Any]
     connection: str | None
-    input_id: str | None
+    inputs: tuple[str, ...] = ()
+    schedule: dict[str, Any] | None = None
 
 
 class Definitions:
@@ -120,6 +128,7 @@ class Definitions:
                     **_field_values(fields),
                 )
             )
+            _set_inputs(c, data_service, dataflow, id, fields.inputs)
         return self.component(data_service, dataflow, id)
 
     def component(self, data_service: str, dataflow: str, id: str) -> DefinitionRecord:
@@ -133,9 +142,9 @@ class Definitions:
                     component_definitions.c.component_id == component_id
                 )
             ).first()
-        if row is None:
-            raise NotFoundError(f"no server component stores catalog component {component_id}")
-        return DefinitionRecord(**row._asdict())
+            if row is None:
+                raise NotFoundError(f"no server component stores catalog component {component_id}")
+            return _record(c, row)
 
     def components(self, data_service: str, dataflow: str) -> list[DefinitionRecord]:
         with self._reading() as c:
@@ -145,8 +154,36 @@ class Definitions:
                 .where(component_definitions.c.data_service == data_service)
                 .where(component_definitions.c.dataflow == dataflow)
                 .order_by(component_definitions.c.id)
-            )
-            return [DefinitionRecord(**r._asdict()) for r in rows]
+            ).all()
+            edges = _edges(c, data_service, dataflow)
+            return [_record(c, r, edges.get(r.id, ())) for r in rows]
+
+    def scheduled(self) -> list[DefinitionRecord]:
+        """Every component, of every dataflow, that has a schedule."""
+        with self._reading() as c:
+            rows = c.execute(
+                sa.select(component_definitions)
+                .where(component_definitions.c.schedule.is_not(None))
+                .order_by(
+                    component_definitions.c.data_service,
+                    component_definitions.c.dataflow,
+                    component_definitions.c.id,
+                )
+            ).all()
+            return [_record(c, r) for r in rows]
+
+    def readers(self, data_service: str, dataflow: str, id: str) -> list[DefinitionRecord]:
+        """The components of the dataflow that read component `id`, by id."""
+        with self._reading() as c:
+            ids = c.execute(
+                sa.select(component_inputs.c.component)
+                .distinct()
+                .where(component_inputs.c.data_service == data_service)
+                .where(component_inputs.c.dataflow == dataflow)
+                .where(component_inputs.c.input == id)
+                .order_by(component_inputs.c.component)
+            ).scalars()
+            return [_component(c, data_service, dataflow, i) for i in list(ids)]
 
     def replace_component(
         self,
@@ -170,6 +207,7 @@ class Definitions:
                 .where(_component_key(data_service, dataflow, id))
                 .values(updated_at=now, **_field_values(fields))
             )
+            _set_inputs(c, data_service, dataflow, id, fields.inputs)
         return self.component(data_service, dataflow, id)
 
     def delete_component(
@@ -178,11 +216,15 @@ class Definitions:
         """Delete a component and all its stored data; returns its catalog component id."""
         with self.engine.begin() as c:
             record = _component(c, data_service, dataflow, id)
-            readers = component_ids(
-                c,
-                (component_definitions.c.data_service == data_service)
-                & (component_definitions.c.dataflow == dataflow)
-                & (component_definitions.c.input_id == id),
+            readers = sorted(
+                set(
+                    c.execute(
+                        sa.select(component_inputs.c.component)
+                        .where(component_inputs.c.data_service == data_service)
+                        .where(component_inputs.c.dataflow == dataflow)
+                        .where(component_inputs.c.input == id)
+                    ).scalars()
+                )
             )
             if readers:
                 raise ConflictError(
@@ -210,7 +252,56 @@ def _component(c: sa.Connection, data_service: str, dataflow: str, id: str) -> D
         raise NotFoundError(
             f"no component '{id}' in dataflow '{dataflow}' of data service '{data_service}'"
         )
-    return DefinitionRecord(**row._asdict())
+    return _record(c, row)
+
+
+def _record(c: sa.Connection, row: Any, inputs: tuple[str, ...] | None = None) -> DefinitionRecord:
+    if inputs is None:
+        inputs = _edges(c, row.data_service, row.dataflow, row.id).get(row.id, ())
+    return DefinitionRecord(**row._asdict(), inputs=inputs)
+
+
+def _edges(
+    c: sa.Connection, data_service: str, dataflow: str, id: str | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Each component's inputs, in declared order (of one component when `id` is given)."""
+    query = (
+        sa.select(component_inputs.c.component, component_inputs.c.input)
+        .where(component_inputs.c.data_service == data_service)
+        .where(component_inputs.c.dataflow == dataflow)
+        .order_by(component_inputs.c.component, component_inputs.c.position)
+    )
+    if id is not None:
+        query = query.where(component_inputs.c.component == id)
+    found: dict[str, list[str]] = {}
+    for component, input in c.execute(query):
+        found.setdefault(component, []).append(input)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _set_inputs(
+    c: sa.Connection, data_service: str, dataflow: str, id: str, inputs: tuple[str, ...]
+) -> None:
+    c.execute(
+        component_inputs.delete()
+        .where(component_inputs.c.data_service == data_service)
+        .where(component_inputs.c.dataflow == dataflow)
+        .where(component_inputs.c.component == id)
+    )
+    if inputs:
+        c.execute(
+            component_inputs.insert(),
+            [
+                {
+                    "data_service": data_service,
+                    "dataflow": dataflow,
+                    "component": id,
+                    "position": n,
+                    "input": input,
+                }
+                for n, input in enumerate(inputs)
+            ],
+        )
 
 
 def _field_values(fields: ComponentFields) -> dict[str, Any]:
@@ -220,7 +311,7 @@ def _field_values(fields: ComponentFields) -> dict[str, Any]:
         "kind": fields.kind,
         "definition": fields.definition,
         "connection": fields.connection,
-        "input_id": fields.input_id,
+        "schedule": fields.schedule,
     }
 
 
@@ -234,22 +325,37 @@ def _check_references(
             f"component '{id}' uses connection '{fields.connection}', which data service "
             f"'{data_service}' does not have; create the connection first"
         )
-    seen = {id}
-    upstream = fields.input_id
-    while upstream is not None:
-        if upstream in seen:
+    if len(set(fields.inputs)) != len(fields.inputs):
+        raise InvalidReferenceError(f"component '{id}' names the same input more than once")
+    edges = _edges(c, data_service, dataflow)
+    edges[id] = fields.inputs
+    for input in fields.inputs:
+        if input == id:
+            raise InvalidReferenceError(f"component '{id}' cannot read itself")
+        if not exists(c, component_definitions, _component_key(data_service, dataflow, input)):
             raise InvalidReferenceError(
-                f"component '{id}' cannot read '{fields.input_id}': the inputs would form a cycle"
-            )
-        seen.add(upstream)
-        row = c.execute(
-            sa.select(component_definitions.c.input_id).where(
-                _component_key(data_service, dataflow, upstream)
-            )
-        ).first()
-        if row is None:
-            raise InvalidReferenceError(
-                f"component '{id}' reads component '{upstream}', which dataflow '{dataflow}' does "
+                f"component '{id}' reads component '{input}', which dataflow '{dataflow}' does "
                 "not have; create the input first"
             )
-        upstream = row.input_id
+    cycle = _cycle_through(id, edges)
+    if cycle:
+        raise InvalidReferenceError(
+            f"component '{id}' cannot read {', '.join(repr(i) for i in fields.inputs)}: the "
+            f"inputs would form a cycle ({' -> '.join(cycle)})"
+        )
+
+
+def _cycle_through(start: str, edges: dict[str, tuple[str, ...]]) -> list[str]:
+    """A path of inputs from `start` back to itself, or [] when there is none. The graph was
+    acyclic before `start`'s inputs changed, so any cycle passes through `start`."""
+    stack = [[start]]
+    seen: set[str] = set()
+    while stack:
+        path = stack.pop()
+        for upstream in edges.get(path[-1], ()):
+            if upstream == start:
+                return [*path, start]
+            if upstream not in seen:
+                seen.add(upstream)
+                stack.append([*path, upstream])
+    return []

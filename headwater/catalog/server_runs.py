@@ -47,6 +47,7 @@ class ServerRunRecord:
     started_at: datetime.datetime | None
     finished_at: datetime.datetime | None
     error: str | None
+    triggered_by: int | None = None  # the upstream server run whose success queued this one
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class ServerRuns:
         holder: str,
         requested_by: str | None,
         now: datetime.datetime,
+        triggered_by: int | None = None,
     ) -> ServerRunRecord:
         """Queue a run of the component; RunConflictError when one is queued or running."""
         try:
@@ -117,6 +119,7 @@ class ServerRuns:
                         requested_by=requested_by,
                         cancel_requested=False,
                         requested_at=now,
+                        triggered_by=triggered_by,
                     )
                 )
                 key = result.inserted_primary_key

@@ -274,8 +274,8 @@ connections = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# `definition` is the kind's declaration as JSON (code text, settings, inputs); `input_id`, a
-# component of the same dataflow whose rows a processor reads (an edge of the graph).
+# `definition` is the kind's declaration as JSON (code text, settings, inline inputs);
+# `schedule`, when the server refreshes it by itself (an interval or a cron expression).
 component_definitions = sa.Table(
     "component_definitions",
     metadata,
@@ -294,15 +294,77 @@ component_definitions = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("definition", sa.JSON, nullable=False),
     sa.Column("connection", sa.String(63), nullable=True),
-    sa.Column("input_id", sa.String(63), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("schedule", sa.JSON(none_as_null=True), nullable=True),
     sa.ForeignKeyConstraint(
         ["data_service", "dataflow"],
         ["dataflows.data_service", "dataflows.id"],
         ondelete="CASCADE",
         name="fk_component_definitions_dataflow",
     ),
+)
+
+# The edges of a dataflow's graph: the components (of the same dataflow) a component reads, in
+# the order declared (a processor or write connector has one input, a transform one or more).
+component_inputs = sa.Table(
+    "component_inputs",
+    metadata,
+    sa.Column("data_service", sa.String(63), primary_key=True),
+    sa.Column("dataflow", sa.String(63), primary_key=True),
+    sa.Column("component", sa.String(63), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("input", sa.String(63), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["data_service", "dataflow", "component"],
+        [
+            "component_definitions.data_service",
+            "component_definitions.dataflow",
+            "component_definitions.id",
+        ],
+        ondelete="CASCADE",
+        name="fk_component_inputs_component",
+    ),
+    sa.Index("ix_component_inputs_input", "data_service", "dataflow", "input"),
+)
+
+# Partition-level lineage: which input partitions (at which fingerprint) a transform's
+# partition was computed from. Written in the same transaction as the partition it describes.
+partition_lineage = sa.Table(
+    "partition_lineage",
+    metadata,
+    sa.Column(
+        "component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("partition", sa.Text, primary_key=True),
+    sa.Column(
+        "input_component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("input_partition", sa.Text, primary_key=True),
+    sa.Column("input_fingerprint", sa.Text, nullable=False),
+)
+
+# What a write connector has written: each upstream partition at the fingerprint it had, so
+# the next write sends only what changed since (and removes what was removed upstream).
+write_marks = sa.Table(
+    "write_marks",
+    metadata,
+    sa.Column(
+        "component_id",
+        sa.String(32),
+        sa.ForeignKey("components.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("partition", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("written_at", UTCDateTime, nullable=False),
 )
 
 # A run asked for through the server. It exists from the request on ("queued"), before the
@@ -329,6 +391,7 @@ server_runs = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("triggered_by", sa.Integer, nullable=True),  # the upstream server run
     sa.Index(
         "uq_server_runs_active",
         "component_id",

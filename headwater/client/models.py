@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import zoneinfo
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -42,7 +43,8 @@ MAX_DEPTH = 32
 RunStatus = Literal[
     "queued", "running", "succeeded", "partial", "failed", "cancelled", "interrupted", "abandoned"
 ]
-ComponentKind = Literal["partitioned", "processor", "task"]
+ComponentKind = Literal["partitioned", "processor", "task", "transform", "write"]
+KINDS: tuple[ComponentKind, ...] = ("partitioned", "processor", "task", "transform", "write")
 
 
 def _text(value: str) -> str:
@@ -237,8 +239,134 @@ class TaskDefinition(Model):
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 
+class TransformDefinition(Model):
+    """A transform over components of the same dataflow: DuckDB SQL (one SELECT naming the
+    inputs by id) or Python (`python` defines `transform(...)`, called with one argument per
+    input, in order, each a pyarrow Table — or a pandas DataFrame when it is annotated
+    `pandas.DataFrame` — and returning a pyarrow Table or a pandas DataFrame).
+
+    `partition_wise`: the output has one partition per partition of the first input, and only
+    the partitions whose input partition changed are recomputed (the other inputs are read
+    whole; a change in any of them recomputes every partition). Otherwise the output is one
+    partition, recomputed when any input changed.
+
+    Example:
+        >>> TransformDefinition(inputs=["orders"], sql="SELECT * FROM orders WHERE total > 100")
+        ... .partition_wise
+        False
+    """
+
+    inputs: list[Id] = Field(min_length=1, max_length=100)
+    sql: Code | None = None
+    python: Code | None = None
+    partition_wise: bool = False
+
+    @model_validator(mode="after")
+    def _sql_or_python(self) -> TransformDefinition:
+        if (self.sql is None) == (self.python is None):
+            raise ValueError("a transform has exactly one of sql or python")
+        return self
+
+
+class FilesTarget(Model):
+    """Files on any fsspec path (`/local/dir`, `s3://bucket/prefix`, `memory://x`): one file
+    per upstream partition, named after it; a removed partition's file is deleted."""
+
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096), AfterValidator(_text)]
+    format: Literal["parquet", "csv"] = "parquet"
+    storage_options: JsonObject = Field(default_factory=dict)
+
+
+class PostgresTarget(Model):
+    """A PostgreSQL table. `append` inserts the rows of new and changed upstream partitions;
+    `upsert` inserts or updates them by `key` (and deletes the rows of removed partitions by
+    key). The database URL is `url`, or the component's connection's `url` setting, with the
+    connection's credential as the password."""
+
+    table: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", max_length=127
+        ),
+    ]
+    mode: Literal["append", "upsert"] = "append"
+    key: list[ColumnName] = Field(default_factory=list, max_length=32)
+    url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_text)] | None = None
+
+    @model_validator(mode="after")
+    def _key_for_upsert(self) -> PostgresTarget:
+        if self.mode == "upsert" and not self.key:
+            raise ValueError("an upsert needs `key`: the columns that identify a row")
+        return self
+
+
+class PythonWrite(Model):
+    """A custom write: `code` defines `write(...)`, called with the keyword arguments it
+    declares of `data_provider` (the upstream partitions to write), `filesystem`,
+    `output_directory`, `credentials` and `spark` (None outside Spark)."""
+
+    code: Code
+    output_directory: Annotated[str, StringConstraints(max_length=4096)] | None = None
+
+
+class WriteDefinition(Model):
+    """A write connector: the rows of one component of the same dataflow, written to exactly
+    one of `files`, `postgres` or `python`; each run writes only what changed upstream since
+    its last successful write."""
+
+    input: Id
+    files: FilesTarget | None = None
+    postgres: PostgresTarget | None = None
+    python: PythonWrite | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> WriteDefinition:
+        given = [k for k in ("files", "postgres", "python") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a write connector writes to exactly one of files, postgres or python; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
+
+
+def _time_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'"
+        ) from None
+    return name
+
+
+class Schedule(Model):
+    """When the server refreshes a component by itself: every `interval_seconds`, or at the
+    times of a five-field `cron` expression (minute hour day month weekday) read in
+    `timezone`. Manual refreshes work either way.
+
+    Example:
+        >>> Schedule(cron="0 6 * * mon-fri", timezone="Europe/Paris").timezone
+        'Europe/Paris'
+    """
+
+    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86_400)
+    cron: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_text)]
+        | None
+    ) = None
+    timezone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)] = "UTC"
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Schedule:
+        if (self.interval_seconds is None) == (self.cron is None):
+            raise ValueError("a schedule has exactly one of interval_seconds or cron")
+        return self
+
+
 class Component(Model):
-    """A read connector in a dataflow: exactly one of `partitioned`, `processor` or `task`.
+    """A component of a dataflow: a read connector (`partitioned`, `processor` or `task`), a
+    `transform` or a `write` connector (exactly one of them), optionally on a `schedule`.
 
     Stream components are not served yet: they run continuously, which the trigger-and-finish
     runs of this API do not fit.
@@ -257,6 +385,9 @@ class Component(Model):
     partitioned: PartitionedDefinition | None = None
     processor: ProcessorDefinition | None = None
     task: TaskDefinition | None = None
+    transform: TransformDefinition | None = None
+    write: WriteDefinition | None = None
+    schedule: Schedule | None = None
     data_service: str | None = None
     dataflow: str | None = None
     catalog_name: str | None = None  # the catalog component holding its data
@@ -265,10 +396,10 @@ class Component(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Component:
-        given = [k for k in ("partitioned", "processor", "task") if getattr(self, k) is not None]
+        given = [k for k in KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "a component is exactly one of partitioned, processor or task; "
+                f"a component is exactly one of {', '.join(KINDS)}; "
                 f"got {', '.join(given) or 'none'}"
             )
         return self
@@ -276,9 +407,18 @@ class Component(Model):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def kind(self) -> ComponentKind:
-        if self.partitioned is not None:
-            return "partitioned"
-        return "processor" if self.processor is not None else "task"
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The components of the dataflow this one reads."""
+        if self.transform is not None:
+            return list(self.transform.inputs)
+        if self.write is not None:
+            return [self.write.input]
+        if self.processor is not None and self.processor.input is not None:
+            return [self.processor.input]
+        return []
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -305,7 +445,8 @@ class Run(Model):
 
     `status` goes queued -> running -> succeeded, partial (some partitions failed), failed,
     cancelled, interrupted (stopped by the server's shutdown) or abandoned (the server died).
-    `engine_run_id` is the catalog's run (as `headwater runs` lists it) once it has started.
+    `engine_run_id` is the catalog's run (as `headwater runs` lists it) once it has started;
+    `triggered_by`, the upstream component's run whose success queued this one.
     """
 
     id: int
@@ -315,6 +456,7 @@ class Run(Model):
     status: RunStatus
     engine_run_id: int | None = None
     requested_by: str | None = None
+    triggered_by: int | None = None
     cancel_requested: bool = False
     requested_at: datetime.datetime
     started_at: datetime.datetime | None = None
@@ -392,7 +534,7 @@ class GraphEdge(Model):
 
 
 class ComponentGraph(Model):
-    """A dataflow's components and the edges between them (a processor's input)."""
+    """A dataflow's components and the edges between them (each input a component reads)."""
 
     nodes: list[GraphNode]
     edges: list[GraphEdge]

@@ -16,7 +16,7 @@ from headwater.catalog.server_runs import LogRecord, ServerRunRecord
 from headwater.client import models
 from headwater.component import ComponentSettings, RetrySpec
 from headwater.connectors.loading import ConnectorSource
-from headwater.errors import ConnectorLoadError
+from headwater.errors import ConnectorLoadError, SettingsError
 
 
 def data_service(record: DataServiceRecord) -> models.DataService:
@@ -32,7 +32,7 @@ def connection(record: ConnectionRecord) -> models.Connection:
 
 
 def component(record: DefinitionRecord) -> models.Component:
-    declared: dict[str, Any] = {record.kind: record.definition}
+    declared: dict[str, Any] = {record.kind: record.definition, "schedule": record.schedule}
     return models.Component.model_validate(
         {
             "id": record.id,
@@ -55,7 +55,6 @@ def component_fields(body: models.Component) -> ComponentFields:
     kind = body.kind
     declared = getattr(body, kind)
     definition: dict[str, Any] = declared.model_dump(mode="json")
-    input_id = None
     if isinstance(declared, models.PartitionedDefinition):
         component_settings(declared.settings)  # SettingsError (422) for a bad combination
         _compile(declared.code, body.id)
@@ -79,15 +78,55 @@ def component_fields(body: models.Component) -> ComponentFields:
                 "a processor cannot use a connection: its statement runs sandboxed, without "
                 "credentials; drop `connection`"
             )
-        input_id = declared.input
+    elif isinstance(declared, models.TransformDefinition):
+        check_transform(body.id, declared)
+        if body.connection is not None:
+            raise ConnectorLoadError(
+                "a transform cannot use a connection: it reads components of its dataflow "
+                "only; drop `connection`"
+            )
+    elif isinstance(declared, models.WriteDefinition) and declared.python is not None:
+        _compile(declared.python.code, body.id)
+    schedule = body.schedule.model_dump(mode="json") if body.schedule else None
+    if body.schedule is not None:
+        check_schedule(body.id, body.schedule)
     return ComponentFields(
         name=body.name or body.id,
         description=body.description,
         kind=kind,
         definition=definition,
         connection=body.connection,
-        input_id=input_id,
+        inputs=tuple(body.inputs),
+        schedule=schedule,
     )
+
+
+def check_transform(id: str, transform: models.TransformDefinition) -> None:
+    """A transform's code parses, and its SQL reads its declared inputs only."""
+    if transform.python is not None:
+        _compile(transform.python, id)
+        return
+    from headwater.transforms.sql import TransformSqlError, referenced_tables
+
+    assert transform.sql is not None  # (the model holds exactly one of sql and python)
+    unknown = referenced_tables(transform.sql, component=id) - set(transform.inputs)
+    if unknown:
+        raise TransformSqlError(
+            f"the SQL of transform '{id}' reads {', '.join(sorted(unknown))}, which "
+            f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; its inputs are "
+            f"{', '.join(transform.inputs)} (add the component to `inputs`, or fix the name)"
+        )
+
+
+def check_schedule(id: str, schedule: models.Schedule) -> None:
+    from croniter import croniter
+
+    if schedule.cron is not None and not croniter.is_valid(schedule.cron):
+        raise SettingsError(
+            f"the schedule of component '{id}' has an invalid cron expression "
+            f"{schedule.cron!r}: write five fields, minute hour day-of-month month day-of-week "
+            "(e.g. '0 6 * * mon-fri')"
+        )
 
 
 def _compile(code: str, component: str) -> None:
@@ -150,6 +189,7 @@ def run(record: ServerRunRecord, engine: RunRecord | None, failures: list[Failur
         status=record.status,  # type: ignore[arg-type]
         engine_run_id=record.run_id,
         requested_by=record.requested_by,
+        triggered_by=record.triggered_by,
         cancel_requested=record.cancel_requested,
         requested_at=record.requested_at,
         started_at=record.started_at,

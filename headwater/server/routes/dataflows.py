@@ -88,5 +88,5 @@ def get_dataflow_graph(
     found = server.definitions.components(data_service, dataflow)
     return ComponentGraph(
         nodes=[GraphNode(id=d.id, kind=d.kind, name=d.name) for d in found],  # type: ignore[arg-type]
-        edges=[GraphEdge(source=d.input_id, target=d.id) for d in found if d.input_id],
+        edges=[GraphEdge(source=i, target=d.id) for d in found for i in d.inputs],
     )
