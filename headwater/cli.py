@@ -34,6 +34,7 @@ from headwater.engine.refresh import RunResult
 from headwater.errors import SettingsError
 from headwater.keys_cli import app as keys_app
 from headwater.processor.commands import app as processor_app
+from headwater.refresh_cli import refresh as refresh_command
 from headwater.server.commands import server as server_command
 from headwater.tasks.commands import app as tasks_app
 
@@ -414,6 +415,7 @@ app.add_typer(tasks_app, name="task")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
 app.command("server")(server_command)
+app.command("refresh")(refresh_command)
 
 
 @app.command("serve-connectors")

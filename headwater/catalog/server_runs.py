@@ -162,6 +162,12 @@ class ServerRuns:
         with self._reading() as c:
             return [ServerRunRecord(**r._asdict()) for r in c.execute(query)]
 
+    def triggered(self, id: int) -> builtins.list[ServerRunRecord]:
+        """The runs that run `id` queued downstream, oldest first."""
+        query = _query().where(server_runs.c.triggered_by == id).order_by(server_runs.c.id)
+        with self._reading() as c:
+            return [ServerRunRecord(**r._asdict()) for r in c.execute(query)]
+
     def start(self, id: int, now: datetime.datetime) -> None:
         with self.engine.begin() as c:
             c.execute(

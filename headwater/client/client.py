@@ -270,6 +270,10 @@ class Client:
     def get_run(self, run_id: int) -> Run:
         return self._one(Run, "GET", f"{API}/runs/{int(run_id)}")
 
+    def list_triggered_runs(self, run_id: int) -> list[Run]:
+        """The runs a run queued downstream when it succeeded and changed its data."""
+        return self._list(Run, "GET", f"{API}/runs/{int(run_id)}/triggered")
+
     def cancel_run(self, run_id: int) -> Run:
         """Ask a run to stop; it ends "cancelled" where it can (before it starts, between
         partitions). Cancelling a finished run changes nothing."""

@@ -12,6 +12,13 @@ server running it picks up within a second). Where it is honoured:
   abandoned, pending ones never start), and after listing, before any read;
 - task: while the job is polled or waited for (the job is cancelled with its `delete`);
 - processor: not while the statement runs (its sandbox's time limit bounds it).
+
+Propagation. A run that succeeds and changed its component's data (landed or removed a
+partition) queues a run of every component that reads it (transforms, write connectors,
+processors), recorded as `triggered_by` that run; so an upstream refresh flows down the whole
+graph. A reader that already has a run queued or running gets one more run after that one
+ends. A run that fails (or ends partial, cancelled or interrupted) stops propagation there:
+its log names the readers left as they were, and they keep their last good data.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from headwater.catalog.definitions import DefinitionRecord
 from headwater.catalog.lease import holder_is_dead
-from headwater.catalog.server_runs import ServerRunRecord
+from headwater.catalog.server_runs import RunConflictError, ServerRunRecord
 from headwater.errors import HeadwaterError
 from headwater.secrets import scrub
 from headwater.server.runlog import CapturedLogs, RunLog
@@ -71,6 +78,9 @@ class RunPool:
         self._captured = CapturedLogs()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        # Readers that were busy when an upstream run asked for them: component id -> the
+        # upstream server run, to queue once their current run ends.
+        self._again: dict[str, int] = {}
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(
@@ -82,8 +92,15 @@ class RunPool:
         )
         self._watcher.start()
 
-    def trigger(self, definition: DefinitionRecord, requested_by: str | None) -> ServerRunRecord:
-        """Queue a run of `definition`; RunConflictError while one is queued or running."""
+    def trigger(
+        self,
+        definition: DefinitionRecord,
+        requested_by: str | None,
+        *,
+        triggered_by: int | None = None,
+    ) -> ServerRunRecord:
+        """Queue a run of `definition`; RunConflictError while one is queued or running.
+        `triggered_by`: the upstream server run whose success asks for this one."""
         if self._executor is None:
             raise HeadwaterError("the server's run pool is not started")
         server = self.server
@@ -94,11 +111,17 @@ class RunPool:
             holder=server.holder,
             requested_by=requested_by,
             now=server.clock(),
+            triggered_by=triggered_by,
         )
         active = ActiveRun(record, definition, RunLog(record.id, server.runs, server.clock))
+        why = (
+            f"triggered by run {triggered_by} upstream"
+            if triggered_by is not None
+            else f"requested by {requested_by or 'the server'}"
+        )
         active.log.info(
             f"queued: {definition.kind} component '{definition.id}' (catalog component "
-            f"'{definition.catalog_name}'), requested by {requested_by or 'the server'}"
+            f"'{definition.catalog_name}'), {why}"
         )
         with self._lock:
             self._active[record.id] = active
@@ -152,6 +175,14 @@ class RunPool:
         try:
             if error:
                 active.log.error(error)
+            # Readers are queued before this run is recorded as ended, so whoever waits for its
+            # end finds the runs it caused already queued.
+            if not self._stop.is_set():
+                try:
+                    self._propagate(active, outcome)
+                except Exception as exc:  # the run itself ended as it did
+                    log.exception("run %d could not queue its readers", active.id)
+                    active.log.error(f"could not queue the components that read this one: {exc}")
             active.log.info(f"ended {outcome.status}")
             server.runs.finish(
                 active.id,
@@ -160,15 +191,66 @@ class RunPool:
                 error=error,
                 now=server.clock(),
             )
-            active.log.end()
             log.info(
                 "run %d of %s ended %s", active.id, active.definition.catalog_name, outcome.status
             )
+            active.log.end()
         except Exception:
             log.exception("could not record the end of run %d", active.id)
         finally:
             with self._lock:
                 self._active.pop(active.id, None)
+            if not self._stop.is_set():
+                self._run_again(active.definition)
+
+    def _propagate(self, active: ActiveRun, outcome: Outcome) -> None:
+        """Queue the readers of a component whose run changed its data (module docstring)."""
+        definition = active.definition
+        readers = self.server.definitions.readers(
+            definition.data_service, definition.dataflow, definition.id
+        )
+        if not readers:
+            return
+        names = ", ".join(f"'{r.id}'" for r in readers)
+        if outcome.status != "succeeded":
+            active.log.warning(
+                f"propagation stops at '{definition.id}' ({outcome.status}): {names} not "
+                "refreshed; they keep their last good data"
+            )
+            return
+        if not self._changed(outcome):
+            active.log.info(f"nothing changed: {names} not refreshed")
+            return
+        for reader in readers:
+            try:
+                queued = self.trigger(reader, None, triggered_by=active.id)
+                active.log.info(f"queued run {queued.id} of '{reader.id}'")
+            except RunConflictError as busy:
+                with self._lock:
+                    self._again[reader.component_id] = active.id
+                active.log.info(
+                    f"'{reader.id}' is busy (run {busy.run_id}); it runs again after that run"
+                )
+
+    def _changed(self, outcome: Outcome) -> bool:
+        if outcome.engine_run_id is None:
+            return False
+        run = self.server.workspace.catalog.run(outcome.engine_run_id)
+        return run.landed + run.removed > 0
+
+    def _run_again(self, definition: DefinitionRecord) -> None:
+        """Queue the run an upstream asked for while this component was busy."""
+        with self._lock:
+            upstream = self._again.pop(definition.component_id, None)
+        if upstream is None:
+            return
+        try:
+            current = self.server.definitions.component_by_catalog_id(definition.component_id)
+            self.trigger(current, None, triggered_by=upstream)
+        except RunConflictError:  # someone queued it meanwhile: that run covers it
+            pass
+        except Exception:
+            log.exception("could not queue the run %s asked for", definition.catalog_name)
 
     def _watch(self) -> None:
         """Pick up cancels asked of another server process sharing the catalog."""

@@ -48,6 +48,15 @@ def get_run(run_id: RunId, caller: Caller, server: ServerDep) -> Run:
     return run_model(server, _visible(server, caller, run_id))
 
 
+@router.get("/{run_id}/triggered")
+def list_triggered_runs(run_id: RunId, caller: Caller, server: ServerDep) -> list[Run]:
+    """The runs this run queued downstream (its component's readers), oldest first. A run
+    queues them when it succeeded and changed its component's data; see each run's
+    `triggered_by`."""
+    _visible(server, caller, run_id)  # (readers are in the same dataflow, so as visible)
+    return [run_model(server, r) for r in server.runs.triggered(run_id)]
+
+
 @router.post("/{run_id}/cancel")
 def cancel_run(run_id: RunId, caller: Caller, server: ServerDep) -> Run:
     """Ask a run to stop. It ends "cancelled" where it can stop: before it starts, between
