@@ -81,7 +81,8 @@ class ConnectorSource:
             if folder not in sys.path:
                 sys.path.insert(0, folder)
         try:
-            code = compile(self.text, filename, "exec")
+            # dont_inherit: the connector's own __future__ imports, not this module's.
+            code = compile(self.text, filename, "exec", dont_inherit=True)
         except SyntaxError as exc:
             raise ConnectorLoadError(
                 f"syntax error in {self.ref} at line {exc.lineno}: {exc.msg}",

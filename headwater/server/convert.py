@@ -106,16 +106,10 @@ def check_transform(id: str, transform: models.TransformDefinition) -> None:
     if transform.python is not None:
         _compile(transform.python, id)
         return
-    from headwater.transforms.sql import TransformSqlError, referenced_tables
+    from headwater.transforms.sql import check_inputs
 
     assert transform.sql is not None  # (the model holds exactly one of sql and python)
-    unknown = referenced_tables(transform.sql, component=id) - set(transform.inputs)
-    if unknown:
-        raise TransformSqlError(
-            f"the SQL of transform '{id}' reads {', '.join(sorted(unknown))}, which "
-            f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; its inputs are "
-            f"{', '.join(transform.inputs)} (add the component to `inputs`, or fix the name)"
-        )
+    check_inputs(transform.sql, transform.inputs, component=id)
 
 
 def check_schedule(id: str, schedule: models.Schedule) -> None:

@@ -1,5 +1,6 @@
 """How a run of each kind of component executes, on a pool thread, through the public entry
-points the CLI uses: `Workspace.refresh` (partitioned), `run_processor` and `run_task`."""
+points: `Workspace.refresh` (partitioned), `run_processor`, `run_task`, `run_transform` and
+`run_write`."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def execute(server: Server, active: ActiveRun) -> Outcome:
         return _partitioned(server, active)
     if kind == "processor":
         return _processor(server, active)
+    if kind == "transform":
+        return _transform(server, active)
+    if kind == "write":
+        return _write(server, active)
     return _task(server, active)
 
 
@@ -172,6 +177,59 @@ def _task(server: Server, active: ActiveRun) -> Outcome:
         active.log.info(f"connector: {run.message}")
     if run.partition:
         active.log.info(f"landed partition '{run.partition}': {run.rows} rows")
+    return Outcome(run.status, run.run_id, run.error)
+
+
+def _upstream(definition: DefinitionRecord, id: str) -> str:
+    return catalog_name(definition.data_service, definition.dataflow, id)
+
+
+def _transform(server: Server, active: ActiveRun) -> Outcome:
+    from headwater.transforms.component import TransformSpec, run_transform
+
+    definition = active.definition
+    declared = definition.definition
+    spec = TransformSpec(
+        inputs=tuple(_upstream(definition, i) for i in definition.inputs),
+        names=definition.inputs,
+        sql=declared.get("sql"),
+        python=declared.get("python"),
+        partition_wise=bool(declared.get("partition_wise")),
+    )
+    run = run_transform(
+        server.workspace, definition.catalog_name, spec, log=active.log.info, cancel=active.cancel
+    )  # (it logs each partition's outcome itself)
+    return Outcome(run.status, run.run_id, run.error)
+
+
+def _write(server: Server, active: ActiveRun) -> Outcome:
+    from headwater.writes.component import WriteSpec, run_write
+
+    definition = active.definition
+    declared = definition.definition
+    credential = _credential(server, definition)
+    active.log.secret = credential
+    settings = (
+        server.resources.connection(definition.data_service, definition.connection).settings
+        if definition.connection is not None
+        else {}
+    )
+    spec = WriteSpec(
+        input=_upstream(definition, declared["input"]),
+        target={k: v for k, v in declared.items() if k != "input" and v is not None},
+        connection_settings=settings,
+    )
+    run = run_write(
+        server.workspace,
+        definition.catalog_name,
+        spec,
+        credential=credential,
+        log=active.log.info,
+        cancel=active.cancel,
+    )
+    for failure in run.failures:
+        where = f"partition '{failure.partition}'" if failure.partition else "the write"
+        active.log.warning(f"{where} failed: {failure.message}")
     return Outcome(run.status, run.run_id, run.error)
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from headwater.errors import HeadwaterError
+from headwater.engine.boundary import guard
+from headwater.errors import ConnectorError, HeadwaterError, Where
+
+# Set after the inputs are registered: no files, no network, no extensions, no Python variables
+# found by name, and the configuration locked so the SQL cannot set any of it back.
+_LOCKDOWN = (
+    "SET python_enable_replacements = false",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
 
 
 class TransformSqlError(HeadwaterError, ValueError):
@@ -55,6 +65,53 @@ def referenced_tables(sql: str, *, component: str) -> set[str]:
         for cte in node.get("cte_map", {}).get("map", []) if isinstance(node, dict) else []:
             ctes.add(cte["key"])
     return tables - ctes
+
+
+def check_inputs(sql: str, names: Iterable[str], *, component: str) -> None:
+    """Refuse SQL that reads anything but the inputs, before anything runs.
+
+    Raises:
+        TransformSqlError: the SQL is not one SELECT, or reads a table that is not an input.
+    """
+    known = list(names)
+    lowered = {n.lower() for n in known}  # SQL identifiers are case-insensitive
+    unknown = sorted(
+        t for t in referenced_tables(sql, component=component) if t.lower() not in lowered
+    )
+    if unknown:
+        raise TransformSqlError(
+            f"the SQL of transform '{component}' reads {', '.join(unknown)}, which "
+            f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; its inputs are "
+            f"{', '.join(known)} (add the component to the inputs, or fix the name)"
+        )
+
+
+def connect(tables: Mapping[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB that sees `tables`, each under its name, and nothing else."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        for statement in _LOCKDOWN:
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def run_sql(sql: str, tables: Mapping[str, pa.Table], where: Where) -> pa.Table:
+    """The result of a transform's SELECT over `tables` (checked with `check_inputs` first).
+
+    Raises:
+        ConnectorError: the SQL failed as it ran (a missing column, a bad cast), located at
+            `where`.
+    """
+    with guard(where), connect(tables) as con:
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise ConnectorError(f"the SQL failed: {exc}", hint="fix the transform's SQL") from None
 
 
 def _nodes(value: Any) -> Iterator[dict[str, Any]]:

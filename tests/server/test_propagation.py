@@ -4,8 +4,11 @@ a busy reader runs again once its run ends."""
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -99,20 +102,46 @@ def test_a_failure_stops_propagation_and_names_the_component(
     assert ok(api.get(f"{COMPONENTS}/totals/runs")) == []
 
 
+SLOW = """
+import hw_propagation_gate as gate
+
+def transform(orders):
+    gate.started.set()
+    assert gate.release.wait(60), "the test never released the transform"
+    return orders
+"""
+
+
+@pytest.fixture
+def gate() -> Iterator[types.SimpleNamespace]:
+    """Events the transform (running in the server's pool) and the test share."""
+    module = types.SimpleNamespace(started=threading.Event(), release=threading.Event())
+    sys.modules["hw_propagation_gate"] = module  # type: ignore[assignment]
+    yield module
+    module.release.set()
+    del sys.modules["hw_propagation_gate"]
+
+
 def test_a_busy_reader_runs_again_after_its_current_run(
-    api: TestClient, flow: None, objects: Callable[..., str]
+    api: TestClient, flow: None, objects: Callable[..., str], gate: types.SimpleNamespace
 ) -> None:
-    chain(api, objects, {"a": ("1", 3)})
+    create(api, {"id": "orders", "partitioned": {"code": objects({"a": ("1", 3)})}})
+    create(api, {"id": "slow", "transform": {"inputs": ["orders"], "python": SLOW}})
     _, first = refresh(api, "orders")
-    assert len(triggered(api, first)) == 1  # totals is queued or running now ...
+    [busy] = triggered(api, first)
+    assert gate.started.wait(30)  # the transform's first run is in progress
     objects({"a": ("2", 4)})  # (the connector reads its listing file on every refresh)
-    _, second = refresh(api, "orders")
-    # ... so this second change either finds it busy and queues it once its run ends, or
-    # (if it already ended) queues it at once: either way one run, triggered by `second`.
+    lines, second = refresh(api, "orders")
+    assert f"'slow' is busy (run {busy['id']}); it runs again after that run" in lines
+    assert triggered(api, second) == []  # not yet: slow is still running
+    gate.release.set()
+    _, busy = follow(api, busy["id"])  # type: ignore[arg-type]
     [rerun] = _eventually(lambda: triggered(api, second))
     _, rerun = follow(api, rerun["id"])  # type: ignore[arg-type]
-    assert rerun["status"] == "succeeded"
-    assert ok(api.get(f"{COMPONENTS}/totals/records"))["rows"][-1] == {"n": 4}
+    assert busy["status"] == rerun["status"] == "succeeded"
+    assert ok(api.get(f"{COMPONENTS}/slow/records"))["rows"] == [
+        {"id": i, "tag": "a"} for i in range(4)
+    ]
 
 
 def _eventually(

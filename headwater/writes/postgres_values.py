@@ -1,0 +1,101 @@
+"""Arrow columns as PostgreSQL columns: the type a column is created with, the Python values
+psycopg sends, and the server's errors in one line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.types as pat
+
+from headwater.writes.errors import WriteError
+
+
+def pg_type(component: str, field: pa.Field) -> str:
+    """The PostgreSQL column type an Arrow column is created with.
+
+    Raises:
+        WriteError: the type has no sensible PostgreSQL counterpart (names the column).
+    """
+    t = field.type
+    if pat.is_dictionary(t):
+        t = t.value_type
+    simple = [
+        (pat.is_null, "TEXT"),
+        (pat.is_boolean, "BOOLEAN"),
+        (lambda x: pat.is_int8(x) or pat.is_int16(x) or pat.is_uint8(x), "SMALLINT"),
+        (lambda x: pat.is_int32(x) or pat.is_uint16(x), "INTEGER"),
+        (lambda x: pat.is_int64(x) or pat.is_uint32(x), "BIGINT"),
+        (pat.is_uint64, "NUMERIC(20, 0)"),
+        (lambda x: pat.is_float16(x) or pat.is_float32(x), "REAL"),
+        (pat.is_float64, "DOUBLE PRECISION"),
+        (lambda x: pat.is_string(x) or pat.is_large_string(x), "TEXT"),
+        (
+            lambda x: pat.is_binary(x) or pat.is_large_binary(x) or pat.is_fixed_size_binary(x),
+            "BYTEA",
+        ),
+        (pat.is_date, "DATE"),
+        (pat.is_time, "TIME"),
+        (pat.is_duration, "INTERVAL"),
+        (pg_nested, "JSONB"),
+    ]
+    for test, name in simple:
+        if test(t):
+            return name
+    if pat.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pat.is_decimal(t):
+        return f"NUMERIC({t.precision}, {t.scale})"
+    raise WriteError(
+        f"write connector '{component}': column '{field.name}' has Arrow type {t}, which has "
+        "no PostgreSQL column type (fix: cast it to a plain type in an upstream transform)"
+    )
+
+
+def python_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """A column as the Python values psycopg sends: nested values as JSON text, times at
+    microseconds (PostgreSQL's precision)."""
+    t = column.type
+    if pat.is_dictionary(t):
+        column, t = column.cast(t.value_type), t.value_type
+    if (pat.is_timestamp(t) or pat.is_time64(t) or pat.is_duration(t)) and t.unit == "ns":
+        target = (
+            pa.timestamp("us", t.tz)
+            if pat.is_timestamp(t)
+            else pa.time64("us")
+            if pat.is_time64(t)
+            else pa.duration("us")
+        )
+        column = column.cast(target, safe=False)
+    elif pat.is_float16(t):
+        column = column.cast(pa.float32())
+    values: list[Any] = column.to_pylist()
+    if pg_nested(t):
+        return [None if v is None else json.dumps(v, default=str) for v in values]
+    return values
+
+
+def pg_nested(t: pa.DataType) -> bool:
+    return bool(
+        pat.is_list(t)
+        or pat.is_large_list(t)
+        or pat.is_fixed_size_list(t)
+        or pat.is_struct(t)
+        or pat.is_map(t)
+    )
+
+
+def pg_message(exc: BaseException) -> str:
+    """A database error in one line or two: its message, the column and the COPY line."""
+    diag = getattr(exc, "diag", None)
+    if diag is None or not diag.message_primary:
+        return f"{type(exc).__name__}: {str(exc).strip()}"
+    parts = [diag.message_primary]
+    if diag.column_name:
+        parts.append(f"column '{diag.column_name}'")
+    if diag.message_detail:
+        parts.append(diag.message_detail)
+    if diag.context:
+        parts.append(diag.context.splitlines()[0])
+    return "; ".join(parts)
