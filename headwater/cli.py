@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from headwater import schema as schemas
+from headwater.apply_cli import register as register_apply_commands
 from headwater.console import err, one_line_errors, out, state, workspace
 from headwater.credentials_cli import credentials_app
 from headwater.engine.plan import Plan
@@ -416,6 +417,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(credentials_app, name="credentials")
 app.command("server")(server_command)
 app.command("refresh")(refresh_command)
+register_apply_commands(app)
 
 
 @app.command("serve-connectors")

@@ -216,6 +216,19 @@ class Client:
     def delete_credential(self, data_service_id: str, name: str) -> None:
         self._http.request("DELETE", _credential(data_service_id, name))
 
+    def verify_credential(self, data_service_id: str, name: str, secret: str) -> bool:
+        """Whether `secret` is the one stored under `name`; the server compares it in constant
+        time and never returns its own (needs write access, as `put_credential` does).
+
+        Example:
+            >>> client.verify_credential("sales", "wh", os.environ["WH_PASSWORD"])  # doctest: +SKIP
+            True
+        """
+        path = f"{_credential(data_service_id, name)}/verify"
+        # Checked by the server, whose errors never echo a value (pydantic's here would).
+        response = self._http.request("POST", path, json={"secret": secret})
+        return bool(response.json()["matches"])
+
     # -- components -----------------------------------------------------------------------------
 
     def list_components(self, data_service_id: str, dataflow_id: str) -> list[Component]:

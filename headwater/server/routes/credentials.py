@@ -6,14 +6,19 @@ They live in the credentials vault as `<data service>/<name>`, so the CLI's
 
 from __future__ import annotations
 
+import hmac
+import logging
+
 from fastapi import APIRouter, Response
 
 from headwater.catalog.resources import ConflictError
-from headwater.client.models import Credential, CredentialSecret
+from headwater.client.models import Credential, CredentialSecret, Model
 from headwater.errors import NotFoundError
 from headwater.server.auth import Caller, ServerDep
 from headwater.server.routes.common import ERRORS, PREFIX, CredentialName, DataServiceId
 from headwater.vault import CredentialInfo
+
+log = logging.getLogger("headwater.server")
 
 router = APIRouter(
     prefix=f"{PREFIX}/data-services/{{data_service}}/credentials",
@@ -67,6 +72,34 @@ def put_credential(
     server.resources.data_service(data_service)
     info = server.vault.put(f"{data_service}/{name}", body.secret)
     return _credential(info, data_service)
+
+
+class CredentialMatch(Model):
+    """Whether a secret is the one stored (the stored one is never returned)."""
+
+    matches: bool
+
+
+@router.post("/{name}/verify")
+def verify_credential(
+    data_service: DataServiceId,
+    name: CredentialName,
+    body: CredentialSecret,
+    caller: Caller,
+    server: ServerDep,
+) -> CredentialMatch:
+    """Whether `secret` is the secret stored under `name`, compared in constant time; the
+    stored secret is never returned. Needs write access to the data service (the same as
+    replacing the secret), so a key that may only read cannot probe secrets."""
+    caller.require(data_service, write=True)
+    server.resources.data_service(data_service)
+    try:
+        stored = server.vault.get(f"{data_service}/{name}")
+    except NotFoundError:
+        raise NotFoundError(f"data service '{data_service}' has no credential '{name}'") from None
+    matches = hmac.compare_digest(stored.encode("utf-8"), body.secret.encode("utf-8"))
+    log.info("credential %s/%s verified by %s", data_service, name, caller.access_key)
+    return CredentialMatch(matches=matches)
 
 
 @router.delete("/{name}", status_code=204)
