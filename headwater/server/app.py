@@ -1,7 +1,8 @@
 """The app factory: `create_app(settings)` builds the FastAPI app; nothing happens at import.
 
-The catalog and store open, runs a killed server left behind are closed, and the run pool
-starts when the app starts (its lifespan); the pool stops, cancelling its runs, when it stops.
+The catalog and store open, runs a killed server left behind are closed, and the run pool and
+the scheduler start when the app starts (its lifespan); the scheduler stops, then the pool,
+cancelling its runs, when it stops.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from headwater.catalog.server_runs import LogRecord, ServerRunRecord
 from headwater.client import models
 from headwater.component import ComponentSettings, RetrySpec
 from headwater.connectors.loading import ConnectorSource
-from headwater.errors import ConnectorLoadError, SettingsError
+from headwater.errors import ConnectorLoadError
 
 
 def data_service(record: DataServiceRecord) -> models.DataService:
@@ -113,14 +113,10 @@ def check_transform(id: str, transform: models.TransformDefinition) -> None:
 
 
 def check_schedule(id: str, schedule: models.Schedule) -> None:
-    from croniter import croniter
+    """A schedule the scheduler can keep: five cron fields that fire (ScheduleError, 422)."""
+    from headwater.schedule import check
 
-    if schedule.cron is not None and not croniter.is_valid(schedule.cron):
-        raise SettingsError(
-            f"the schedule of component '{id}' has an invalid cron expression "
-            f"{schedule.cron!r}: write five fields, minute hour day-of-month month day-of-week "
-            "(e.g. '0 6 * * mon-fri')"
-        )
+    check(schedule, component=id)
 
 
 def _compile(code: str, component: str) -> None:

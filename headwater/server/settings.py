@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from headwater.processor import ProcessorSettings
 
 WORKERS_ENV = "HEADWATER_SERVER_WORKERS"
+SCHEDULER_ENV = "HEADWATER_SCHEDULER"
+SWITCH = {"1": True, "true": True, "on": True, "yes": True,
+          "0": False, "false": False, "off": False, "no": False}  # fmt: skip
 
 
 def _default_processor() -> ProcessorSettings:
@@ -38,6 +41,8 @@ class ServerSettings:
         max_skew: seconds a signed request's timestamp may be off, either way.
         processor: the sandbox every processor component runs in (imports, network, limits):
             the server's to set, never a component's.
+        scheduler: refresh components on their schedules (`HEADWATER_SCHEDULER`, default on;
+            `0` turns it off, e.g. on all but one server). Manual refreshes work either way.
 
     Example:
         >>> settings = ServerSettings.from_env()                       # doctest: +SKIP
@@ -49,6 +54,7 @@ class ServerSettings:
     workers: int = 4
     max_skew: float = DEFAULT_MAX_SKEW
     processor: ProcessorSettings = field(default_factory=_default_processor)
+    scheduler: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -65,8 +71,15 @@ class ServerSettings:
             workers = int(workers_text)
         except ValueError:
             raise SettingsError(f"{WORKERS_ENV}={workers_text!r} is not a whole number") from None
+        scheduler_text = env.get(SCHEDULER_ENV, "1")
+        scheduler = SWITCH.get(scheduler_text.strip().lower())
+        if scheduler is None:
+            raise SettingsError(
+                f"{SCHEDULER_ENV}={scheduler_text!r} is neither on nor off; use 1 or 0"
+            )
         return cls(
             workspace=Settings.from_env(env, home=home),
             server_key=ServerKey.from_env(env),
             workers=workers,
+            scheduler=scheduler,
         )

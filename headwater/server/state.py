@@ -17,6 +17,7 @@ from headwater.engine.refresh import utcnow
 from headwater.errors import ComponentBusyError, HeadwaterError
 from headwater.keys import AccessKeys
 from headwater.server.runs import RunPool
+from headwater.server.scheduler import Scheduler
 from headwater.server.settings import ServerSettings
 from headwater.vault import Vault
 from headwater.workspace import Workspace
@@ -46,9 +47,11 @@ class Server:
         self.definitions = Definitions(catalog)
         self.runs = ServerRuns(catalog)
         self.pool = RunPool(self)
+        self.scheduler = Scheduler(self)
 
     def start(self) -> None:
-        """Close what a killed server left running, then start taking runs."""
+        """Close what a killed server left running, then start taking runs (and firing
+        scheduled ones, unless the settings turn the scheduler off)."""
         abandoned = self.runs.abandon(holder_is_dead, self.clock())
         closed = self._abandon_engine_runs()
         if abandoned or closed:
@@ -57,6 +60,8 @@ class Server:
                 "stopped", len(abandoned), closed,
             )  # fmt: skip
         self.pool.start()
+        if self.settings.scheduler:
+            self.scheduler.start()
 
     def _abandon_engine_runs(self) -> int:
         """Engine runs left 'running' whose lease is free (its holder died) are closed, and
@@ -77,6 +82,7 @@ class Server:
 
     def close(self) -> None:
         try:
+            self.scheduler.close()  # first: it queues runs into the pool
             self.pool.close()
         finally:
             self.workspace.close()

@@ -47,6 +47,7 @@ def create_component(
     record = server.definitions.create_component(
         data_service, dataflow, body.id, convert.component_fields(body), server.clock()
     )
+    server.scheduler.wake()  # (a schedule takes effect now, not at the scheduler's next look)
     return convert.component(record)
 
 
@@ -78,6 +79,7 @@ def update_component(
     record = server.definitions.replace_component(
         data_service, dataflow, component, convert.component_fields(body), server.clock()
     )
+    server.scheduler.wake()
     return convert.component(record)
 
 
@@ -93,6 +95,7 @@ def delete_component(
     while another component reads it)."""
     caller.require(data_service, write=True)
     removed = server.definitions.delete_component(data_service, dataflow, component, server.clock())
+    server.scheduler.wake()
     delete_files(server, [removed])
     return Response(status_code=204)
 
