@@ -31,6 +31,7 @@ from headwater.client.models import (
     LogLine,
     Model,
     Partition,
+    PartitionLineage,
     Records,
     Run,
 )
@@ -359,6 +360,13 @@ class Client:
         """The component's committed partitions, by name."""
         path = f"{_component(data_service_id, dataflow_id, component_id)}/partitions"
         return self._list(Partition, "GET", path)
+
+    def get_lineage(
+        self, data_service_id: str, dataflow_id: str, component_id: str
+    ) -> list[PartitionLineage]:
+        """For each partition of a transform, the input partitions it was computed from."""
+        path = f"{_component(data_service_id, dataflow_id, component_id)}/lineage"
+        return self._list(PartitionLineage, "GET", path)
 
     def get_schema(
         self, data_service_id: str, dataflow_id: str, component_id: str

@@ -499,6 +499,21 @@ class Partition(Model):
     committed_at: datetime.datetime
 
 
+class LineageInput(Model):
+    """An input partition, at the fingerprint it had, that a partition was computed from."""
+
+    component: str  # the input component's id in the dataflow
+    partition: str
+    fingerprint: str
+
+
+class PartitionLineage(Model):
+    """Where a transform's partition came from: the input partitions it was computed from."""
+
+    partition: str
+    inputs: list[LineageInput]
+
+
 class SchemaField(Model):
     name: str
     type: str  # the Arrow type, e.g. "int64", "string", "timestamp[us, tz=UTC]"

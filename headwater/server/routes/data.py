@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from headwater.client.models import ComponentSchema, Partition, Records, SchemaField
+from headwater.client.models import (
+    ComponentSchema,
+    LineageInput,
+    Partition,
+    PartitionLineage,
+    Records,
+    SchemaField,
+)
 from headwater.errors import NotFoundError
 from headwater.server import convert, records
 from headwater.server.auth import Caller, ServerDep
@@ -41,6 +48,41 @@ def get_partitions(
     definition = server.definitions.component(data_service, dataflow, component)
     found = server.workspace.catalog.partitions(definition.component_id)
     return [convert.partition(p) for p in found]
+
+
+@router.get("/{component}/lineage")
+def get_lineage(
+    data_service: DataServiceId,
+    dataflow: DataflowId,
+    component: ComponentId,
+    caller: Caller,
+    server: ServerDep,
+) -> list[PartitionLineage]:
+    """Partition-level lineage: for each partition of a transform, the input partitions (and
+    their fingerprints) it was computed from. Components of other kinds have none."""
+    caller.require(data_service)
+    definition = server.definitions.component(data_service, dataflow, component)
+    found = server.workspace.catalog.lineage(definition.component_id)
+    ids: dict[str, str] = {}  # catalog component id -> the input's id in the dataflow
+    for edges in found.values():
+        for e in edges:
+            if e.input_component_id not in ids:
+                upstream = server.definitions.component_by_catalog_id(e.input_component_id)
+                ids[e.input_component_id] = upstream.id
+    return [
+        PartitionLineage(
+            partition=name,
+            inputs=[
+                LineageInput(
+                    component=ids[e.input_component_id],
+                    partition=e.input_partition,
+                    fingerprint=e.input_fingerprint,
+                )
+                for e in edges
+            ],
+        )
+        for name, edges in found.items()
+    ]
 
 
 @router.get("/{component}/schema")
