@@ -57,3 +57,14 @@ else
     echo "skipped: the processor sandbox needs bubblewrap (Debian: apt-get install bubblewrap);"
     echo "processor runs are refused without it, never run unsandboxed"
 fi
+
+say "a dataflow as code: a server, one definition file applied, a refresh flowing downstream"
+if python - <<'PY' 2>/dev/null; then
+import os, psycopg
+psycopg.connect(os.environ.get("SHOP_WAREHOUSE_URL", "postgresql://postgres@127.0.0.1:5432/test"), connect_timeout=3).close()
+PY
+    bash "$examples/dataflow/run.sh"
+else
+    echo "skipped: examples/dataflow writes to PostgreSQL, and none answers at"
+    echo "${SHOP_WAREHOUSE_URL:-postgresql://postgres@127.0.0.1:5432/test} (set SHOP_WAREHOUSE_URL)"
+fi

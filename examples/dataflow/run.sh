@@ -80,4 +80,4 @@ printf 'order_id,customer,amount,day\n5001,Acme,120.00,2026-03-01\n' >"$SHOP_DAT
 headwater refresh shop/daily/orders --downstream
 
 say "the server's state as code: apply this file to another server to reproduce it"
-headwater export shop | head -40
+headwater export shop
