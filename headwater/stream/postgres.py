@@ -17,6 +17,7 @@ import pyarrow.types as pat
 from headwater import failpoints
 from headwater.errors import HeadwaterError
 from headwater.stream.sinks import DIFF, TIME
+from headwater.writes.postgres_values import conflict_update
 
 PROGRESS = "headwater_stream_progress"
 
@@ -152,16 +153,7 @@ class PostgresSink:
             tuple(r[c] for c in self.columns) for r, d in zip(rows, diffs, strict=True) if d > 0
         ]
         if upserts:
-            others = [c for c in self.columns if c not in self.primary_key]
-            update = (
-                sql.SQL("DO UPDATE SET {}").format(
-                    sql.SQL(", ").join(
-                        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others
-                    )
-                )
-                if others
-                else sql.SQL("DO NOTHING")
-            )
+            update = conflict_update(self.columns, self.primary_key)
             statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
                 target,
                 columns,

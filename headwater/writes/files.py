@@ -180,23 +180,18 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def _nested(t: pa.DataType) -> bool:
-    return bool(
-        pat.is_list(t)
-        or pat.is_large_list(t)
-        or pat.is_fixed_size_list(t)
-        or pat.is_struct(t)
-        or pat.is_map(t)
-    )
-
-
 def _csv_field(component: str, field: pa.Field) -> pa.Field:
     """How a column is written to CSV: nested values as JSON text, bytes as text (invalid
     UTF-8 escaped), dictionaries as their values; other types as Arrow writes them."""
     t = field.type
     if pat.is_dictionary(t):
         t = t.value_type
-    if _nested(t) or pat.is_binary(t) or pat.is_large_binary(t) or pat.is_fixed_size_binary(t):
+    if (
+        pat.is_nested(t)
+        or pat.is_binary(t)
+        or pat.is_large_binary(t)
+        or pat.is_fixed_size_binary(t)
+    ):
         return field.with_type(pa.string())
     if pat.is_union(t) or isinstance(t, pa.ExtensionType) or pat.is_interval(t):
         raise WriteError(
@@ -212,7 +207,7 @@ def _as_csv(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa
         for field, column in zip(schema, batch.columns, strict=True):
             if pat.is_dictionary(column.type):
                 column = column.cast(column.type.value_type)
-            if _nested(column.type):
+            if pat.is_nested(column.type) and not pat.is_union(column.type):
                 column = pa.array(
                     [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
                     pa.string(),

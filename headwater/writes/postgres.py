@@ -37,7 +37,12 @@ from headwater.client.models import PostgresTarget
 from headwater.secrets import scrub
 from headwater.writes.errors import WriteError
 from headwater.writes.plan import UpstreamPartition
-from headwater.writes.postgres_values import pg_message, pg_type, python_values
+from headwater.writes.postgres_values import (
+    conflict_update,
+    pg_message,
+    pg_type,
+    python_values,
+)
 from headwater.writes.targets import Written
 
 WRITES = "headwater_writes"
@@ -337,16 +342,7 @@ class PostgresWriter:
                 stage, staged_key
             ),
         )
-        others = [c for c in self.columns if c not in self.target.key]
-        update = (
-            sql.SQL("DO UPDATE SET {}").format(
-                sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others
-                )
-            )
-            if others
-            else sql.SQL("DO NOTHING")
-        )
+        update = conflict_update(self.columns, self.target.key)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM "

@@ -4,6 +4,7 @@ psycopg sends, and the server's errors in one line."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -38,7 +39,7 @@ def pg_type(component: str, field: pa.Field) -> str:
         (pat.is_date, "DATE"),
         (pat.is_time, "TIME"),
         (pat.is_duration, "INTERVAL"),
-        (pg_nested, "JSONB"),
+        (lambda x: pat.is_nested(x) and not pat.is_union(x), "JSONB"),  # lists, structs, maps
     ]
     for test, name in simple:
         if test(t):
@@ -71,19 +72,9 @@ def python_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
     elif pat.is_float16(t):
         column = column.cast(pa.float32())
     values: list[Any] = column.to_pylist()
-    if pg_nested(t):
+    if pat.is_nested(t) and not pat.is_union(t):
         return [None if v is None else json.dumps(v, default=str) for v in values]
     return values
-
-
-def pg_nested(t: pa.DataType) -> bool:
-    return bool(
-        pat.is_list(t)
-        or pat.is_large_list(t)
-        or pat.is_fixed_size_list(t)
-        or pat.is_struct(t)
-        or pat.is_map(t)
-    )
 
 
 def pg_message(exc: BaseException) -> str:
@@ -99,3 +90,16 @@ def pg_message(exc: BaseException) -> str:
     if diag.context:
         parts.append(diag.context.splitlines()[0])
     return "; ".join(parts)
+
+
+def conflict_update(columns: Sequence[str], key: Sequence[str]) -> Any:
+    """The ON CONFLICT action of an upsert by `key`: every other column set from the new row
+    (a psycopg `sql.Composable`)."""
+    from psycopg import sql
+
+    others = [c for c in columns if c not in key]
+    if not others:
+        return sql.SQL("DO NOTHING")
+    return sql.SQL("DO UPDATE SET {}").format(
+        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
+    )
