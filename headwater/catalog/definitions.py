@@ -90,7 +90,7 @@ class Definitions:
     ) -> DefinitionRecord:
         name = catalog_name(data_service, dataflow, id)
         with self.engine.begin() as c:
-            get_dataflow(c, data_service, dataflow)
+            get_dataflow(c, data_service, dataflow, lock=True)  # one graph change at a time
             if exists(c, component_definitions, _component_key(data_service, dataflow, id)):
                 raise ConflictError(f"component '{id}' already exists in dataflow '{dataflow}'")
             if len(name) > MAX_CATALOG_NAME:
@@ -194,6 +194,7 @@ class Definitions:
         now: datetime.datetime,
     ) -> DefinitionRecord:
         with self.engine.begin() as c:
+            get_dataflow(c, data_service, dataflow, lock=True)
             before = _component(c, data_service, dataflow, id)
             if before.kind != fields.kind:
                 raise ConflictError(
@@ -215,6 +216,7 @@ class Definitions:
     ) -> str:
         """Delete a component and all its stored data; returns its catalog component id."""
         with self.engine.begin() as c:
+            get_dataflow(c, data_service, dataflow, lock=True)
             record = _component(c, data_service, dataflow, id)
             readers = sorted(
                 set(
@@ -332,10 +334,20 @@ def _check_references(
     for input in fields.inputs:
         if input == id:
             raise InvalidReferenceError(f"component '{id}' cannot read itself")
-        if not exists(c, component_definitions, _component_key(data_service, dataflow, input)):
+        kind = c.execute(
+            sa.select(component_definitions.c.kind).where(
+                _component_key(data_service, dataflow, input)
+            )
+        ).scalar()
+        if kind is None:
             raise InvalidReferenceError(
                 f"component '{id}' reads component '{input}', which dataflow '{dataflow}' does "
                 "not have; create the input first"
+            )
+        if kind == "write":
+            raise InvalidReferenceError(
+                f"component '{id}' reads '{input}', a write connector, which stores nothing; "
+                "read what it writes (its input) instead"
             )
     cycle = _cycle_through(id, edges)
     if cycle:

@@ -321,9 +321,14 @@ def _data_service(c: sa.Connection, id: str) -> DataServiceRecord:
     return DataServiceRecord(**row._asdict())
 
 
-def get_dataflow(c: sa.Connection, data_service: str, id: str) -> DataflowRecord:
+def get_dataflow(
+    c: sa.Connection, data_service: str, id: str, *, lock: bool = False
+) -> DataflowRecord:
+    """The dataflow; with `lock`, its row is locked until the transaction ends (PostgreSQL),
+    so changes to its graph are checked and made one at a time."""
     _data_service(c, data_service)
-    row = c.execute(sa.select(dataflows).where(_dataflow_key(data_service, id))).first()
+    query = sa.select(dataflows).where(_dataflow_key(data_service, id))
+    row = c.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise NotFoundError(f"no dataflow '{id}' in data service '{data_service}'")
     return DataflowRecord(**row._asdict())

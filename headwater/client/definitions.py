@@ -73,7 +73,7 @@ __all__ = [
 class Definition(BaseModel):
     """The base of every definition: keyword arguments only, unknown ones refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # (a value may be secret)
 
 
 def _exactly_one(owner: str, values: dict[str, Any]) -> None:
@@ -143,7 +143,7 @@ class Connection(Definition):
     id: Id
     name: models.Name | None = None  # defaults to the id
     description: models.Description | None = None
-    settings: models.JsonObject = Field(default_factory=dict)
+    settings: models.ConnectionSettings = Field(default_factory=dict)
     credential: models.CredentialName | None = None
 
     def to_model(self) -> models.Connection:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import urllib.parse
 import zoneinfo
 from typing import Annotated, Any, Literal
 
@@ -43,8 +44,15 @@ MAX_DEPTH = 32
 RunStatus = Literal[
     "queued", "running", "succeeded", "partial", "failed", "cancelled", "interrupted", "abandoned"
 ]
-ComponentKind = Literal["partitioned", "processor", "task", "transform", "write"]
-KINDS: tuple[ComponentKind, ...] = ("partitioned", "processor", "task", "transform", "write")
+ComponentKind = Literal["partitioned", "processor", "task", "stream", "transform", "write"]
+KINDS: tuple[ComponentKind, ...] = (
+    "partitioned",
+    "processor",
+    "task",
+    "stream",
+    "transform",
+    "write",
+)
 
 
 def _text(value: str) -> str:
@@ -74,6 +82,31 @@ def _json_value(value: Any, depth: int = 0) -> None:
             _json_value(item, depth + 1)
 
 
+def _no_password(value: str, where: str) -> None:
+    """Refuse a URL that carries a password: definitions are exported, planned and shown."""
+    if "://" not in value:
+        return
+    try:
+        password = urllib.parse.urlsplit(value).password
+    except ValueError:
+        return
+    if password:
+        raise ValueError(
+            f"{where} holds a URL with a password; keep secrets out of definitions: drop it "
+            "from the URL, store it as a credential and name that credential in the "
+            "connection (the component gets it as the password)"
+        )
+
+
+def _without_passwords(value: dict[str, Any]) -> dict[str, Any]:
+    for key, item in value.items():
+        if isinstance(item, str):
+            _no_password(item, f"setting '{key}'")
+        elif isinstance(item, dict):
+            _without_passwords(item)
+    return value
+
+
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     """A JSON object the catalog can store: clean text, finite numbers, bounded size."""
     _json_value(value)
@@ -89,13 +122,16 @@ Code = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CODE), Afte
 CredentialName = Annotated[str, StringConstraints(pattern=CREDENTIAL_PATTERN, max_length=100)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_text)]
+ConnectionSettings = Annotated[JsonObject, AfterValidator(_without_passwords)]
+ClassName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
 
 
 class Model(BaseModel):
     """The base of every API model: unknown fields are ignored, so old clients keep working
     when the server adds fields."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Errors never quote what was given: a value may be a secret (a password in a URL).
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 # -- data services and dataflows ----------------------------------------------------------------
@@ -147,7 +183,7 @@ class Connection(Model):
     id: Id
     name: Name | None = None
     description: Description | None = None
-    settings: JsonObject = Field(default_factory=dict)
+    settings: ConnectionSettings = Field(default_factory=dict)
     credential: CredentialName | None = None  # a credential of the same data service
     data_service: str | None = None
     created_at: datetime.datetime | None = None
@@ -239,6 +275,35 @@ class TaskDefinition(Model):
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 
+class StreamDefinition(Model):
+    """A stream (push) connector: `code` defines a `headwater.stream.ConnectorSubject` subclass
+    (the one named `subject`, or the only one it defines), constructed with no arguments, and
+    optionally a `headwater.stream.Schema` subclass (named `schema`, or the only one; none: a
+    single `data: str` column). A run lasts until the subject finishes or the run is cancelled;
+    each commit lands as one partition, and the next run resumes from the last offset.
+
+    Example:
+        >>> StreamDefinition(code="...", subject="Ticks", autocommit_duration_ms=None).on_bad_row
+        'raise'
+    """
+
+    # `schema` in JSON; `schema_` in Python, as pydantic's BaseModel has a `schema` attribute.
+    model_config = ConfigDict(
+        extra="ignore",
+        hide_input_in_errors=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    code: Code
+    subject: ClassName | None = None
+    schema_: ClassName | None = Field(default=None, alias="schema")
+    autocommit_duration_ms: int | None = Field(default=1500, ge=1, le=86_400_000)
+    max_backlog_size: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    on_bad_row: Literal["raise", "skip", "dead_letter"] = "raise"
+
+
 class TransformDefinition(Model):
     """A transform over components of the same dataflow: DuckDB SQL (one SELECT naming the
     inputs by id) or Python (`python` defines `transform(...)`, called with one argument per
@@ -297,6 +362,8 @@ class PostgresTarget(Model):
     def _key_for_upsert(self) -> PostgresTarget:
         if self.mode == "upsert" and not self.key:
             raise ValueError("an upsert needs `key`: the columns that identify a row")
+        if self.url is not None:
+            _no_password(self.url, "`url`")
         return self
 
 
@@ -365,11 +432,10 @@ class Schedule(Model):
 
 
 class Component(Model):
-    """A component of a dataflow: a read connector (`partitioned`, `processor` or `task`), a
-    `transform` or a `write` connector (exactly one of them), optionally on a `schedule`.
-
-    Stream components are not served yet: they run continuously, which the trigger-and-finish
-    runs of this API do not fit.
+    """A component of a dataflow: a read connector (`partitioned`, `processor`, `task` or
+    `stream`), a `transform` or a `write` connector (exactly one of them), optionally on a
+    `schedule`. A stream component's run lasts until its subject finishes or the run is
+    cancelled.
 
     Example:
         >>> Component(id="totals", processor=ProcessorDefinition(
@@ -385,6 +451,7 @@ class Component(Model):
     partitioned: PartitionedDefinition | None = None
     processor: ProcessorDefinition | None = None
     task: TaskDefinition | None = None
+    stream: StreamDefinition | None = None
     transform: TransformDefinition | None = None
     write: WriteDefinition | None = None
     schedule: Schedule | None = None

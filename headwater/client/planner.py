@@ -279,6 +279,12 @@ class Planner:
                 if inputs.count(input) > 1:
                     self.errors.append(f"{prefix}/{id}: it names input '{input}' more than once")
                 if input in graph:
+                    read = desired.get(input) or current.get(input)
+                    if read is not None and read.kind == "write":
+                        self.errors.append(
+                            f"{prefix}/{id}: it reads '{input}', a write connector, which stores "
+                            "nothing; read what it writes (its input) instead"
+                        )
                     continue
                 why = "which the definition does not declare"
                 if delete and input in current:

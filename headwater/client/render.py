@@ -21,6 +21,7 @@ letter or digit written `_` (credential `wh.prod` of data service `sales` reads
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -54,13 +55,20 @@ NOQA_LONG_LINES = (
 
 
 def credential_env(data_service_id: str, name: str) -> str:
-    """The environment variable a rendered credential reads its secret from.
+    """The environment variable a rendered credential reads its secret from. Names that
+    upper-casing and `_` for other characters would not keep apart (`wh.prod`, `WH-PROD`,
+    `wh_prod`) get a short hash of the exact name, so two credentials never share one.
 
     Example:
+        >>> credential_env("sales", "warehouse")
+        'HEADWATER_CREDENTIAL_SALES_WAREHOUSE'
         >>> credential_env("sales", "wh.prod")
-        'HEADWATER_CREDENTIAL_SALES_WH_PROD'
+        'HEADWATER_CREDENTIAL_SALES_WH_PROD_1DE90F'
     """
-    return re.sub(r"[^A-Z0-9]", "_", f"HEADWATER_CREDENTIAL_{data_service_id}_{name}".upper())
+    variable = re.sub(r"[^A-Z0-9]", "_", f"HEADWATER_CREDENTIAL_{data_service_id}_{name}".upper())
+    if re.fullmatch(r"[a-z0-9_]+", name) is None:  # upper-casing or `_` lost something
+        variable += "_" + hashlib.sha256(name.encode()).hexdigest()[:6].upper()
+    return variable
 
 
 # -- the server's state, as definitions ---------------------------------------------------------

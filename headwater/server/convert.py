@@ -85,6 +85,13 @@ def component_fields(body: models.Component) -> ComponentFields:
                 "a transform cannot use a connection: it reads components of its dataflow "
                 "only; drop `connection`"
             )
+    elif isinstance(declared, models.StreamDefinition):
+        _compile(declared.code, body.id)  # (its classes are looked up when it runs)
+        if body.connection is not None:
+            raise ConnectorLoadError(
+                "a stream component cannot use a connection: its subject is built with no "
+                "arguments and gets no credential from Headwater's runs; drop `connection`"
+            )
     elif isinstance(declared, models.WriteDefinition) and declared.python is not None:
         _compile(declared.python.code, body.id)
     schedule = body.schedule.model_dump(mode="json") if body.schedule else None

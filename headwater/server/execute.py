@@ -1,6 +1,6 @@
 """How a run of each kind of component executes, on a pool thread, through the public entry
-points: `Workspace.refresh` (partitioned), `run_processor`, `run_task`, `run_transform` and
-`run_write`."""
+points: `Workspace.refresh` (partitioned), `run_processor`, `run_task`, `run_stream`,
+`run_transform` and `run_write`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def execute(server: Server, active: ActiveRun) -> Outcome:
         return _transform(server, active)
     if kind == "write":
         return _write(server, active)
+    if kind == "stream":
+        return _stream(server, active)
     return _task(server, active)
 
 
@@ -178,6 +180,36 @@ def _task(server: Server, active: ActiveRun) -> Outcome:
     if run.partition:
         active.log.info(f"landed partition '{run.partition}': {run.rows} rows")
     return Outcome(run.status, run.run_id, run.error)
+
+
+def _stream(server: Server, active: ActiveRun) -> Outcome:
+    from headwater.client.models import StreamDefinition
+    from headwater.stream.component import StreamSpec, run_stream
+
+    definition = active.definition
+    declared = StreamDefinition.model_validate(definition.definition)
+    spec = StreamSpec(
+        convert.source(definition),
+        subject=declared.subject,
+        schema=declared.schema_,
+        autocommit_duration_ms=declared.autocommit_duration_ms,
+        max_backlog_size=declared.max_backlog_size,
+        on_bad_row=declared.on_bad_row,
+    )
+    # A local graph on the server's workspace (its catalog may be PostgreSQL), never the
+    # module-level one of `stream.read()`: other runs use the pool at the same time.
+    run = run_stream(
+        server.workspace,
+        definition.catalog_name,
+        spec,
+        name=definition.id,
+        log=active.log.info,
+        cancel=active.cancel,
+    )
+    # Streams record no engine run (a commit's partition is its record): no engine_run_id,
+    # and whether it changed anything is said here. "interrupted" (cancelled) becomes
+    # "cancelled" in the pool unless the server is stopping.
+    return Outcome(run.status, None, run.error, changed=run.commits > 0)
 
 
 def _upstream(definition: DefinitionRecord, id: str) -> str:

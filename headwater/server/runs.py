@@ -11,12 +11,17 @@ server running it picks up within a second). Where it is honoured:
 - partitioned: between partitions (after the partition in hand commits; reads in flight are
   abandoned, pending ones never start), and after listing, before any read;
 - task: while the job is polled or waited for (the job is cancelled with its `delete`);
+- stream: at once (within 50 ms), as Ctrl-C stops a stream: the committed batches stay landed,
+  the open one is discarded, the subject's on_stop() runs; a run() that on_stop() does not end
+  is left behind after a grace of 5 s;
 - processor: not while the statement runs (its sandbox's time limit bounds it).
 
 Propagation. A run that succeeds and changed its component's data (landed or removed a
-partition) queues a run of every component that reads it (transforms, write connectors,
-processors), recorded as `triggered_by` that run; so an upstream refresh flows down the whole
-graph. A reader that already has a run queued or running gets one more run after that one
+partition, or followed a run that did not succeed and may have landed some) queues a run of
+every component that reads it (transforms, write connectors, processors), recorded as
+`triggered_by` that run; so an upstream refresh flows down the whole graph. A reader whose
+last run did not succeed (or that never ran) is queued too, even when nothing changed, so it
+catches up. A reader that already has a run queued or running gets one more run after that one
 ends. A run that fails (or ends partial, cancelled or interrupted) stops propagation there:
 its log names the readers left as they were, and they keep their last good data.
 """
@@ -65,6 +70,7 @@ class Outcome:
     status: str
     engine_run_id: int | None = None
     error: str | None = None
+    changed: bool | None = None  # whether it changed its data (None: read the engine's run)
 
 
 class RunPool:
@@ -204,7 +210,8 @@ class RunPool:
                 self._run_again(active.definition)
 
     def _propagate(self, active: ActiveRun, outcome: Outcome) -> None:
-        """Queue the readers of a component whose run changed its data (module docstring)."""
+        """Queue the readers of a component whose run changed its data, and the readers whose
+        last run did not succeed (module docstring)."""
         definition = active.definition
         readers = self.server.definitions.readers(
             definition.data_service, definition.dataflow, definition.id
@@ -218,25 +225,62 @@ class RunPool:
                 "refreshed; they keep their last good data"
             )
             return
-        if not self._changed(outcome):
+        changed = self._changed(definition, outcome)
+        behind = [r for r in readers if changed or not self._caught_up(r)]
+        if not behind:
             active.log.info(f"nothing changed: {names} not refreshed")
             return
-        for reader in readers:
-            try:
-                queued = self.trigger(reader, None, triggered_by=active.id)
-                active.log.info(f"queued run {queued.id} of '{reader.id}'")
-            except RunConflictError as busy:
-                with self._lock:
-                    self._again[reader.component_id] = active.id
-                active.log.info(
-                    f"'{reader.id}' is busy (run {busy.run_id}); it runs again after that run"
-                )
+        for reader in behind:
+            self._queue(reader, active)
 
-    def _changed(self, outcome: Outcome) -> bool:
+    def _queue(self, reader: DefinitionRecord, active: ActiveRun) -> None:
+        try:
+            queued = self.trigger(reader, None, triggered_by=active.id)
+            active.log.info(f"queued run {queued.id} of '{reader.id}'")
+            return
+        except RunConflictError as busy:
+            conflict = busy
+        # Whether it is still running here, and the note to run it again, in one step: a
+        # reader that ends in between finds the note, or is no longer running here.
+        with self._lock:
+            here = any(
+                a.definition.component_id == reader.component_id for a in self._active.values()
+            )
+            if here:
+                self._again[reader.component_id] = active.id
+        if here:
+            active.log.info(
+                f"'{reader.id}' is busy (run {conflict.run_id}); it runs again after that run"
+            )
+            return
+        try:  # its run ended meanwhile (or it runs on another server): ask once more
+            queued = self.trigger(reader, None, triggered_by=active.id)
+            active.log.info(f"queued run {queued.id} of '{reader.id}'")
+        except RunConflictError as busy:
+            active.log.warning(
+                f"'{reader.id}' is busy on another server (run {busy.run_id}); refresh it "
+                "when that run ends"
+            )
+
+    def _changed(self, definition: DefinitionRecord, outcome: Outcome) -> bool:
+        """Whether the run changed its component's data, or may have left data its readers
+        have not seen: an earlier run that did not succeed (partial, failed, killed) may have
+        landed partitions without queueing anyone."""
+        if outcome.changed is not None:
+            return outcome.changed
         if outcome.engine_run_id is None:
             return False
-        run = self.server.workspace.catalog.run(outcome.engine_run_id)
-        return run.landed + run.removed > 0
+        catalog = self.server.workspace.catalog
+        run = catalog.run(outcome.engine_run_id)
+        if run.landed + run.removed > 0:
+            return True
+        earlier = [r for r in catalog.runs(definition.component_id, limit=2) if r.id != run.id]
+        return bool(earlier) and earlier[0].status != "succeeded"
+
+    def _caught_up(self, reader: DefinitionRecord) -> bool:
+        """Whether the reader's last run (through the server) succeeded."""
+        last = self.server.runs.list(reader.component_id, 1)
+        return bool(last) and last[0].status in ("succeeded", "queued", "running")
 
     def _run_again(self, definition: DefinitionRecord) -> None:
         """Queue the run an upstream asked for while this component was busy."""

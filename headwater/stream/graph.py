@@ -31,6 +31,7 @@ from headwater.stream.subject import ConnectorSubject, SubjectError
 
 if TYPE_CHECKING:
     from headwater.stream.log import StreamLog
+    from headwater.workspace import Workspace
 
 log = logging.getLogger("headwater.stream")
 BAD_ROW_POLICIES = ("raise", "skip", "dead_letter")
@@ -117,22 +118,49 @@ class Graph:
         self.tables.append(table)
         return table
 
-    def run(self, *, home: str | Path | None = None) -> None:
+    def run(
+        self,
+        *,
+        home: str | Path | None = None,
+        workspace: Workspace | None = None,
+        cancel: threading.Event | None = None,
+    ) -> bool:
         """Run every stream until each finite subject has finished; re-raise a subject's
-        error (with its name in a note) after stopping the others."""
+        error (with its name in a note) after stopping the others.
+
+        Args:
+            home: the Headwater home of streams landed in a component.
+            workspace: instead of `home`, an open workspace to land them in (the caller's
+                to close; the server passes its own).
+            cancel: set it (from another thread) to stop every stream as Ctrl-C does: the
+                committed batches stay landed, the open one is discarded, on_stop() runs.
+
+        Returns:
+            Whether `cancel` stopped the streams (else each subject finished).
+        """
+        if home is not None and workspace is not None:
+            raise StreamError("run() takes a home or a workspace, not both")
         tables, self.tables = self.tables, []
         if not tables:
             raise StreamError("nothing to run: read() a subject first")
-        runners = [StreamRunner(t, home) for t in tables if t.subject is not None]
+        runners = [StreamRunner(t, home, workspace) for t in tables if t.subject is not None]
+        cancelled_at: float | None = None
         try:
             for runner in runners:
                 runner.prepare()
             for runner in runners:
                 runner.start()
             while any(r.alive() for r in runners):
-                if any(r.error is not None for r in runners):
+                if cancelled_at is None and cancel is not None and cancel.is_set():
+                    cancelled_at = time.monotonic()
+                if cancelled_at is not None or any(r.error is not None for r in runners):
                     for runner in runners:
                         runner.stop()
+                if cancelled_at is not None and time.monotonic() - cancelled_at > (
+                    SUBJECT_GRACE_SECONDS
+                ):
+                    for runner in runners:  # a run() that on_stop() did not end: leave it
+                        runner.abandon()
                 for runner in runners:
                     runner.join(0.05)
             for runner in runners:
@@ -150,16 +178,20 @@ class Graph:
         errors = [r.error for r in runners if r.error is not None]
         if errors:
             raise errors[0]
+        return cancelled_at is not None
 
 
 class StreamRunner:
     """One stream at run time: its subject thread, its consumer thread, state and sinks."""
 
-    def __init__(self, table: Table, home: str | Path | None) -> None:
+    def __init__(
+        self, table: Table, home: str | Path | None, workspace: Workspace | None = None
+    ) -> None:
         assert table.subject is not None
         self.table = table
         self.subject = table.subject
         self.home = home
+        self.borrowed = workspace  # an open workspace, the caller's to close
         self.error: BaseException | None = None
         self.columns = [c.name for c in table.schema.columns()]
         key = table.schema.primary_key()
@@ -197,6 +229,7 @@ class StreamRunner:
         # the sinks would then be closed under it.
         self._consumed = threading.Event()
         self._stopping = False
+        self._abandoned = False  # stopped, and no longer waiting for run() to return
         self._workspace: Any = None
 
     # -- before running -----------------------------------------------------------------------
@@ -208,8 +241,11 @@ class StreamRunner:
             from headwater.stream.log import StreamLog
             from headwater.workspace import Workspace
 
-            self._workspace = Workspace(home=self.home)
-            self.log = StreamLog(self._workspace, self.table.component, self.table.name)
+            if self.borrowed is None:
+                self._workspace = Workspace(home=self.home)
+            self.log = StreamLog(
+                self.borrowed or self._workspace, self.table.component, self.table.name
+            )
             checkpoint = self.log.open()
             if checkpoint is not None:
                 self.seq, self.last_time = checkpoint.seq, checkpoint.time
@@ -328,7 +364,7 @@ class StreamRunner:
                             # release the client it waits on, so run() returns.
                             self._stop_subject()
                         return
-                elif self._stopping and not self._threads[0].is_alive():
+                elif self._stopping and (self._abandoned or not self._threads[0].is_alive()):
                     return
                 if autocommit is None:
                     continue
@@ -426,7 +462,7 @@ class StreamRunner:
         if not self._threads:
             return
         subject = self._threads[0]
-        subject.join(grace)
+        subject.join(0 if self._abandoned else grace)  # (abandoned: it had its grace)
         if subject.is_alive():
             log.warning(
                 "the run() of stream '%s' did not return within %.0f s after the stream "
@@ -446,6 +482,12 @@ class StreamRunner:
         except Exception as exc:  # on_stop failing while stopping must not hide why we stop
             if self.error is None:
                 self.error = exc
+
+    def abandon(self) -> None:
+        """Stopped, but run() has not returned: end the consumer without waiting for it (the
+        batches handed over are committed first; whatever run() sends later is refused)."""
+        self._abandoned = True
+        self.backlog.nudge()
 
     def close(self) -> None:
         for sink in [*self.sinks, *self.dead_sinks]:

@@ -17,7 +17,6 @@ import pyarrow.types as pat
 from headwater import failpoints
 from headwater.errors import HeadwaterError
 from headwater.stream.sinks import DIFF, TIME
-from headwater.writes.postgres_values import conflict_update
 
 PROGRESS = "headwater_stream_progress"
 
@@ -153,6 +152,8 @@ class PostgresSink:
             tuple(r[c] for c in self.columns) for r, d in zip(rows, diffs, strict=True) if d > 0
         ]
         if upserts:
+            from headwater.writes.postgres_values import conflict_update  # (not at import)
+
             update = conflict_update(self.columns, self.primary_key)
             statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
                 target,

@@ -265,17 +265,30 @@ def _execute(run: _Context, tally: _Tally, cancel: threading.Event | None) -> No
     compute = _Computation(spec, record.name, workspace)
     inputs = list_inputs(workspace.catalog, spec.inputs, spec.names)
     stored = workspace.catalog.stored_partitions(record.id)
-    empty = [i.name for i in inputs if not i.partitions]
-    if empty:
+    # An input that never ran has nothing to say yet; one that ran and now holds no partitions
+    # was emptied, and so is the output (its rows must not outlive the input's).
+    never = [
+        i.name
+        for i in inputs
+        if not i.partitions and workspace.catalog.last_run_status(i.component.id) is None
+    ]
+    if never:
         tally.counts["unchanged"] = len(stored)
         tally.message = (
-            f"nothing computed: input {', '.join(empty)} "
-            f"{'has' if len(empty) == 1 else 'have'} no partitions yet (run "
-            f"{'it' if len(empty) == 1 else 'them'} first); the output stays as it was"
+            f"nothing computed: input {', '.join(never)} "
+            f"{'has' if len(never) == 1 else 'have'} never run (run "
+            f"{'it' if len(never) == 1 else 'them'} first); the output stays as it was"
         )
         run.say(tally.message)
         return
-    wanted = outputs(spec.code_version, inputs, spec.partition_wise)
+    emptied = [i.name for i in inputs if not i.partitions]
+    if emptied:
+        tally.message = (
+            f"input {', '.join(emptied)} {'holds' if len(emptied) == 1 else 'hold'} no "
+            "partitions: the output is empty"
+        )
+        run.say(tally.message)
+    wanted = [] if emptied else outputs(spec.code_version, inputs, spec.partition_wise)
     the_plan = plan(
         [ListedObject(o.name, o.fingerprint, {}) for o in wanted], stored, spec.code_version
     )

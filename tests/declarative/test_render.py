@@ -215,4 +215,8 @@ def test_any_text_is_rendered_exactly_and_lint_clean(tmp_path: Path, long: bool)
 
 def test_credentials_are_named_after_their_data_service() -> None:
     assert credential_env("sales", "wh") == "HEADWATER_CREDENTIAL_SALES_WH"
-    assert credential_env("Sales_EU", "wh.prod-1") == "HEADWATER_CREDENTIAL_SALES_EU_WH_PROD_1"
+    # a name that upper-casing and `_` would not keep apart carries a hash of itself
+    assert (
+        credential_env("Sales_EU", "wh.prod-1") == "HEADWATER_CREDENTIAL_SALES_EU_WH_PROD_1_02BCC2"
+    )
+    assert credential_env("sales", "wh_prod") != credential_env("sales", "wh.prod")

@@ -4,6 +4,7 @@ is cancelled."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 from collections.abc import Callable
@@ -42,6 +43,8 @@ def transform(orders):
         raise ValueError("order 3 is bad")
     return orders.filter(pc.greater(orders.column("total"), 100))
 """
+
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def stored(ws: Workspace, component: str) -> dict[str, PartitionRecord]:
@@ -248,20 +251,33 @@ def test_an_input_file_gone_while_reading_fails_that_partition_only(
     assert run.error is not None and "a file of input 'orders' is gone" in run.error
 
 
-def test_inputs_without_partitions_land_nothing_and_say_why(
+def test_an_input_that_never_ran_computes_nothing_and_says_why(
     workspace: Workspace, land: Land
 ) -> None:
     land(workspace, "orders", ORDERS)
-    land(workspace, "shops", {})
+    workspace.catalog.ensure_component(
+        "shops", kind="partitioned", source_ref="-", settings={}, code_version="", now=NOW
+    )
     lines: list[str] = []
     run = run_transform(workspace, "scaled", SCALED, log=lines.append)
     assert (run.status, run.landed, run.error, run.failures) == ("succeeded", 0, None, ())
-    assert run.message is not None and "input shops has no partitions yet" in run.message
+    assert run.message is not None and "input shops has never run" in run.message
     assert run.message in lines
     assert stored(workspace, "scaled") == {}
 
     land(workspace, "shops", SHOPS)
     assert run_transform(workspace, "scaled", SCALED).landed == 3
+
+
+def test_an_emptied_input_empties_the_output(workspace: Workspace, land: Land) -> None:
+    land(workspace, "orders", ORDERS)
+    land(workspace, "shops", SHOPS)
+    assert run_transform(workspace, "scaled", SCALED).landed == 3
+    land(workspace, "shops", {})  # it ran, and now holds nothing
+    run = run_transform(workspace, "scaled", SCALED)
+    assert (run.status, run.removed) == ("succeeded", 3)
+    assert run.message == "input shops holds no partitions: the output is empty"
+    assert stored(workspace, "scaled") == {}
 
 
 def test_a_missing_input_component_fails_the_run(workspace: Workspace) -> None:
