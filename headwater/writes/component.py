@@ -9,13 +9,16 @@ Files and PostgreSQL stop at the first failing partition (what was written stays
 custom `write()` is called once with everything and counts as all or nothing.
 
 When the input or the target (path, format, table, mode, key, database, code) changes, the
-marks are forgotten and every partition is written again.
+marks are forgotten and every partition is written again. A files target first deletes the
+files its marks name at its previous path and format (the component's settings keep them),
+but those the new target writes over; a previous place it cannot reach is named in a warning
+and left as it is.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +33,7 @@ from headwater.component import check_component_name
 from headwater.errors import HeadwaterError
 from headwater.secrets import scrub
 from headwater.workspace import Workspace
-from headwater.writes.files import FilesWriter
+from headwater.writes.files import FilesWriter, remove_previous_files
 from headwater.writes.plan import UpstreamPartition, WritePlan, plan_write
 from headwater.writes.postgres import PostgresWriter
 from headwater.writes.python import DataProvider, run_python_write
@@ -135,7 +138,9 @@ def run_write(
     target = parse_target(component, spec.target)
     version = identity(spec.input, target, spec.connection_settings)
     catalog, clock = workspace.catalog, workspace.clock
-    stored = {"input": spec.input, "target": target_kind(target)}
+    stored: dict[str, Any] = {"input": spec.input, "target": target_kind(target)}
+    if isinstance(target, FilesTarget):  # where its files are, to delete them once it moves
+        stored["files"] = {"path": target.path, "format": target.format}
     record = catalog.ensure_component(
         component,
         kind=KIND,
@@ -146,9 +151,13 @@ def run_write(
     )
     with catalog.lease(record, clock) as lease:
         catalog.abandon_runs(record.id, clock())
+        record = catalog.component(component)  # as the last lease holder left it
         if record.code_version != version:
-            if read_marks(catalog, record.id):
+            marks = read_marks(catalog, record.id)
+            if marks:
                 say("the input or the target changed since the last write: writing every partition")
+                if record.source_ref == "files":
+                    _remove_previous_files(workspace, record, spec, target, list(marks), say)
                 clear_marks(catalog, record.id, holder=lease.holder)
             catalog.update_component(
                 record.id,
@@ -195,6 +204,36 @@ def run_write(
     )
 
 
+def _remove_previous_files(
+    workspace: Workspace,
+    record: ComponentRecord,
+    spec: WriteSpec,
+    target: TargetModel,
+    marked: list[str],
+    say: Callable[[str], None],
+) -> None:
+    """Delete the files of the `marked` partitions at the files target `record` last wrote to,
+    but those `target` writes over (same place, partition still upstream). The previous place
+    is reached with the current target's storage options: they are never stored (they may
+    hold secrets)."""
+    previous = record.settings.get("files")
+    if not isinstance(previous, dict):
+        say(
+            "warning: where the previous files target wrote was not recorded (by an older "
+            f"Headwater): its {len(marked)} file(s) stay there"
+        )
+        return
+    current = target if isinstance(target, FilesTarget) else None
+    options = current.storage_options if current is not None else {}
+    try:
+        upstream = workspace.catalog.component(spec.input)
+        rewritten = [p.name for p in workspace.catalog.partitions(upstream.id)]
+    except HeadwaterError:
+        rewritten = list(marked)  # the run fails on the input: delete nothing it might rewrite
+    old = FilesTarget(path=previous["path"], format=previous["format"], storage_options=options)
+    remove_previous_files(record.name, old, marked, current, rewritten, say)
+
+
 def _finish(run: _Run, status: str, failures: list[Failure], error: str | None) -> None:
     run.workspace.catalog.finish_run(
         run.run_id,
@@ -238,12 +277,21 @@ class _Run:
         if isinstance(self.target, FilesTarget):
             writer = FilesWriter(self.record.name, self.target)
         else:
+            by_name = {p.name: p for p in partitions}
+
+            def read(name: str) -> Iterable[pa.RecordBatch] | None:
+                partition = by_name.get(name)
+                if partition is None:
+                    return None
+                return self.workspace.store.read_batches(partition.files, schema)
+
             writer = PostgresWriter(
                 self.record.name,
                 self.target,
                 self.spec.connection_settings,
                 self.credential,
                 self.say,
+                read,
             )
         try:
             self._each(writer, schema, partitions, marked)

@@ -13,6 +13,10 @@ A partition's file is named `<slug>-<hash>.<parquet|csv>`:
 A file is written under a temporary hidden name (`.headwater-<component>-<uuid>.tmp`, in the
 same folder; left-overs of a crashed run are deleted by the next one), made durable on a local
 disk, then moved into place: readers see the old file or the new one, never half of one.
+
+When the target moves (its path or format changes; or its input, which changes the partitions),
+`remove_previous_files` deletes the files written at the previous place, but those the new
+target writes over.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import fsspec
@@ -61,7 +65,7 @@ class FilesWriter:
     def __init__(self, component: str, target: FilesTarget) -> None:
         self.component = component
         self.format = target.format
-        self.description = f"files at {target.path} ({target.format})"
+        self.description = files_place(target)
         try:
             fs, root = fsspec.core.url_to_fs(target.path, **target.storage_options)
         except (ValueError, ImportError, TypeError, OSError) as exc:
@@ -170,6 +174,50 @@ class FilesWriter:
 
     def close(self) -> None:
         pass
+
+
+def remove_previous_files(
+    component: str,
+    previous: FilesTarget,
+    marked: Iterable[str],
+    current: FilesTarget | None,
+    rewritten: Collection[str],
+    log: Callable[[str], None],
+) -> None:
+    """Delete the files of the `marked` partitions at the `previous` target, logging each, but
+    the files the `current` target (None: not a files target) writes over for the partitions
+    `rewritten`. A previous place that cannot be reached is named in a warning and left as is.
+    """
+    try:
+        old = FilesWriter(component, previous)
+    except WriteError as exc:
+        log(f"warning: cannot reach the previous target, {files_place(previous)}: {exc}")
+        return
+    kept: set[str] = set()
+    if current is not None:
+        with contextlib.suppress(WriteError):  # the run itself fails on it, and says why
+            new = FilesWriter(component, current)
+            kept = {new.fs.unstrip_protocol(new.path(p)) for p in rewritten}
+    for partition in sorted(marked):
+        path = old.path(partition)
+        if old.fs.unstrip_protocol(path) in kept:
+            continue
+        try:
+            old.fs.rm_file(path)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:  # OSError, or a remote filesystem's own
+            log(
+                f"warning: cannot delete {path} of partition '{partition}' at the previous "
+                f"target, {old.description}: {type(exc).__name__}: {exc}; its files stay there"
+            )
+            return
+        log(f"deleted {path}: partition '{partition}' at the previous target, {old.description}")
+
+
+def files_place(target: FilesTarget) -> str:
+    """A files target as logs and errors name it."""
+    return f"files at {target.path} ({target.format})"
 
 
 def _fsync(path: str) -> None:

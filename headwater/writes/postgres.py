@@ -2,11 +2,18 @@
 
 `append` COPYs the rows of new and changed partitions into the table (a changed partition's
 earlier rows stay; a removed partition's rows stay). `upsert` stages a partition's rows in a
-temporary table and runs INSERT ... ON CONFLICT (key) DO UPDATE from it (within a partition
-the last row of a key wins), and keeps the table equal to the upstream by key: a removed
-partition's rows are deleted, and so are the rows of keys a changed partition no longer has.
+temporary table and runs INSERT ... ON CONFLICT (key) DO UPDATE from it, and keeps the table
+equal to the upstream by key:
+- a key's row is the one written last: within a partition its last row, within a run the
+  partition last in upstream order (partitions are written in that order), across runs the
+  partition written most recently;
+- when a partition is removed, or a changed partition no longer has a key, a key another
+  upstream partition still holds stays, with that partition's row (of the holders left, the
+  one written most recently; its row is read back from the upstream's committed files when
+  the table had the departing partition's row). Only keys no partition holds any more are
+  deleted.
 
-Two bookkeeping tables live beside the target table (in its schema), written in the same
+Bookkeeping tables live beside the target table (in its schema), written in the same
 transaction as the rows, under the writer `<component>:<table>:<mode>[(<key>)]`:
 - `headwater_writes (writer, partition, version, rows, written_at)`: each partition written,
   at its version. The next run diffs the upstream against this table, not the catalog (whose
@@ -14,9 +21,11 @@ transaction as the rows, under the writer `<component>:<table>:<mode>[(<key>)]`:
   advisory lock and skips a version already recorded. So a partition version is applied
   exactly once, whether the run dies before or after its commit, or a stalled runner races
   the one that took over its lease.
-- `headwater_write_keys (writer, key, partition)`, upsert only: which partition last wrote
-  each key (the key as a JSON array). This is how the rows of a removed partition are found
-  once its data is gone from the store.
+- `headwater_write_keys (writer, key, partition, seq)`, upsert only: every partition holding
+  each key (the key as a JSON array), in the order they were written (see
+  `headwater.writes.postgres_keys`, which also upgrades the first layout, one partition per
+  key, by having its writers write every partition again). This is how the rows of a removed
+  partition are found once its data is gone from the store.
 
 A table that does not exist is created from the upstream's Arrow schema (with a primary key on
 `key` for an upsert); the writer's bookkeeping is then cleared, so dropping the table has every
@@ -37,18 +46,19 @@ from headwater.client.models import PostgresTarget
 from headwater.secrets import scrub
 from headwater.writes.errors import WriteError
 from headwater.writes.plan import UpstreamPartition
+from headwater.writes.postgres_keys import KEYS, SEQUENCE, KeyHolders, prepare_keys
 from headwater.writes.postgres_values import (
+    ORDER,
     conflict_update,
+    copy_rows,
     pg_message,
     pg_type,
-    python_values,
+    stage_rows,
 )
-from headwater.writes.targets import Written
+from headwater.writes.targets import ReadPartition, Written
 
 WRITES = "headwater_writes"
-KEYS = "headwater_write_keys"
 STAGE = "headwater_stage"
-ORDER = "_headwater_row_order"
 
 
 class PostgresWriter:
@@ -61,6 +71,7 @@ class PostgresWriter:
         connection_settings: Mapping[str, Any],
         credential: str | None,
         log: Callable[[str], None],
+        read: ReadPartition,
     ) -> None:
         try:
             from psycopg.conninfo import conninfo_to_dict
@@ -76,6 +87,7 @@ class PostgresWriter:
         self.credential = credential
         self.url_password: str | None = None
         self.log = log
+        self.read = read
         url = target.url or connection_settings.get("url")
         if not url or not isinstance(url, str):
             raise WriteError(
@@ -160,6 +172,9 @@ class PostgresWriter:
         from psycopg import sql
 
         c = self._connection
+        # Writers sharing a schema create and upgrade its bookkeeping one at a time.
+        lock = f"headwater bookkeeping {self._ident(WRITES).as_string(c)}"
+        c.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [lock])
         c.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (writer TEXT NOT NULL, partition TEXT NOT NULL, "
@@ -168,17 +183,7 @@ class PostgresWriter:
             ).format(self._ident(WRITES))
         )
         if self.upsert:
-            c.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (writer TEXT NOT NULL, key JSONB NOT NULL, "
-                    "partition TEXT NOT NULL, PRIMARY KEY (writer, key))"
-                ).format(self._ident(KEYS))
-            )
-            c.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (writer, partition)").format(
-                    sql.Identifier(f"{KEYS}_partition"), self._ident(KEYS)
-                )
-            )
+            prepare_keys(c, self._ident(KEYS), self._ident(SEQUENCE), self._ident(WRITES), self.log)
         self.table = sql.Identifier(*self.target.table.split("."))
         regclass = self.table.as_string(c)
         exists = c.execute("SELECT to_regclass(%s)", [regclass]).fetchone()[0] is not None
@@ -203,7 +208,16 @@ class PostgresWriter:
         )
         if exists:
             self._check_table(types, existing, regclass)
-        self.key_types = [existing.get(k) for k in self.target.key] if self.upsert else []
+        self.keys = KeyHolders(
+            writer=self.writer,
+            table=self.table,
+            columns=self.columns,
+            key=list(self.target.key),
+            key_types=[existing.get(k) for k in self.target.key],
+            keys=self._ident(KEYS),
+            sequence=self._ident(SEQUENCE),
+            read=self.read,
+        )
         held = c.execute(
             sql.SQL("SELECT partition, version FROM {} WHERE writer = %s").format(
                 self._ident(WRITES)
@@ -270,7 +284,7 @@ class PostgresWriter:
                 if self.upsert:
                     rows = self._upsert(cur, partition.name, batches)
                 else:
-                    rows = self._copy(cur, self.table, self.columns, batches)
+                    rows = copy_rows(cur, self.table, self.columns, batches)
                 self._record(cur, partition, rows)
                 failpoints.hit("write.postgres_in_transaction")
         except psycopg.Error as exc:
@@ -295,54 +309,14 @@ class PostgresWriter:
         ).fetchone()
         return str(row[0]) if row else None
 
-    def _copy(
-        self,
-        cur: Any,
-        table: Any,
-        columns: list[str],
-        batches: Iterable[pa.RecordBatch],
-        *,
-        numbered: bool = False,
-    ) -> int:
-        from psycopg import sql
-
-        names = sql.SQL(", ").join(map(sql.Identifier, [*columns, *([ORDER] if numbered else [])]))
-        rows = 0
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, names)) as copy:
-            for batch in batches:
-                values = [python_values(column) for column in batch.columns]
-                if numbered:
-                    values.append(list(range(rows, rows + batch.num_rows)))
-                for row in zip(*values, strict=True):
-                    copy.write_row(row)
-                rows += batch.num_rows
-        return rows
-
     def _upsert(self, cur: Any, partition: str, batches: Iterable[pa.RecordBatch]) -> int:
         from psycopg import sql
 
+        rows = stage_rows(cur, STAGE, self.table, self.columns, batches)
+        # Keys this partition held before and no longer has: released first.
+        self.keys.release(cur, partition, self.keys.not_in(STAGE))
         columns = sql.SQL(", ").join(map(sql.Identifier, self.columns))
         key = sql.SQL(", ").join(map(sql.Identifier, self.target.key))
-        stage = sql.Identifier(STAGE)
-        cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, 0::BIGINT AS {} FROM {} "
-                "WITH NO DATA"
-            ).format(stage, columns, sql.Identifier(ORDER), self.table)
-        )
-        rows = self._copy(cur, stage, self.columns, batches, numbered=True)
-        staged_key = sql.SQL("jsonb_build_array({})").format(
-            sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(k)) for k in self.target.key)
-        )
-        # Keys this partition held before and no longer has: their rows go.
-        self._delete_keys(
-            cur,
-            partition,
-            sql.SQL("AND NOT EXISTS (SELECT 1 FROM {} s WHERE {} = k.key)").format(
-                stage, staged_key
-            ),
-        )
-        update = conflict_update(self.columns, self.target.key)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM "
@@ -351,47 +325,13 @@ class PostgresWriter:
                 table=self.table,
                 columns=columns,
                 key=key,
-                stage=stage,
+                stage=sql.Identifier(STAGE),
                 order=sql.Identifier(ORDER),
-                update=update,
+                update=conflict_update(self.columns, self.target.key),
             )
         )
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {} (writer, key, partition) SELECT DISTINCT %s, {}, %s FROM {} s "
-                "ON CONFLICT (writer, key) DO UPDATE SET partition = EXCLUDED.partition"
-            ).format(self._ident(KEYS), staged_key, stage),
-            [self.writer, partition],
-        )
+        self.keys.hold(cur, partition, STAGE)
         return rows
-
-    def _delete_keys(self, cur: Any, partition: str, condition: Any) -> int:
-        """Delete the rows of the keys `partition` holds (those meeting `condition`), and
-        forget those keys. Returns the rows deleted."""
-        from psycopg import sql
-
-        if any(t is None for t in self.key_types):  # no such table: nothing to delete from
-            cur.execute(
-                sql.SQL("DELETE FROM {} k WHERE k.writer = %s AND k.partition = %s {}").format(
-                    self._ident(KEYS), condition
-                ),
-                [self.writer, partition],
-            )
-            return 0
-        match = sql.SQL(" AND ").join(
-            sql.SQL("t.{} = (g.key->>{})::{}").format(
-                sql.Identifier(k), sql.Literal(i), sql.SQL(str(t))
-            )
-            for i, (k, t) in enumerate(zip(self.target.key, self.key_types, strict=True))
-        )
-        cur.execute(
-            sql.SQL(
-                "WITH g AS (DELETE FROM {keys} k WHERE k.writer = %s AND k.partition = %s "
-                "{condition} RETURNING k.key) DELETE FROM {table} t USING g WHERE {match}"
-            ).format(keys=self._ident(KEYS), condition=condition, table=self.table, match=match),
-            [self.writer, partition],
-        )
-        return int(cur.rowcount)
 
     def _record(self, cur: Any, partition: UpstreamPartition, rows: int) -> None:
         from psycopg import sql
@@ -416,10 +356,12 @@ class PostgresWriter:
         import psycopg
         from psycopg import sql
 
+        deleted = restored = 0
         try:
             with self._connection.transaction(), self._connection.cursor() as cur:
                 self._held(cur, partition)
-                deleted = self._delete_keys(cur, partition, sql.SQL("")) if self.upsert else 0
+                if self.upsert:
+                    deleted, restored = self.keys.release(cur, partition)
                 cur.execute(
                     sql.SQL("DELETE FROM {} WHERE writer = %s AND partition = %s").format(
                         self._ident(WRITES)
@@ -428,9 +370,14 @@ class PostgresWriter:
                 )
         except psycopg.Error as exc:
             raise self._failed("removing", exc, partition) from None
-        if self.upsert:
-            return f"removed partition '{partition}': deleted {deleted} row(s) by key"
-        return f"removed partition '{partition}': its rows stay (an append never deletes)"
+        except Exception as exc:  # reading back a partition that still holds a key
+            raise self._failed("removing", exc, partition) from None
+        if not self.upsert:
+            return f"removed partition '{partition}': its rows stay (an append never deletes)"
+        done = f"removed partition '{partition}': deleted {deleted} row(s) by key"
+        if restored:
+            done += f", wrote back {restored} row(s) of keys other partitions still hold"
+        return done
 
     def close(self) -> None:
         if self._connection is not None:

@@ -1,16 +1,19 @@
 """Arrow columns as PostgreSQL columns: the type a column is created with, the Python values
-psycopg sends, and the server's errors in one line."""
+psycopg sends (by COPY, into the table or a staging table), and the server's errors in one
+line."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.types as pat
 
 from headwater.writes.errors import WriteError
+
+ORDER = "_headwater_row_order"
 
 
 def pg_type(component: str, field: pa.Field) -> str:
@@ -103,3 +106,48 @@ def conflict_update(columns: Sequence[str], key: Sequence[str]) -> Any:
     return sql.SQL("DO UPDATE SET {}").format(
         sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
     )
+
+
+def copy_rows(
+    cur: Any,
+    table: Any,
+    columns: Sequence[str],
+    batches: Iterable[pa.RecordBatch],
+    *,
+    numbered: bool = False,
+) -> int:
+    """COPY `batches` into `table` (a psycopg `sql.Identifier`); with `numbered`, each row also
+    gets its position in the partition in the column `ORDER`. Returns the rows sent."""
+    from psycopg import sql
+
+    names = sql.SQL(", ").join(map(sql.Identifier, [*columns, *([ORDER] if numbered else [])]))
+    rows = 0
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, names)) as copy:
+        for batch in batches:
+            values = [python_values(column) for column in batch.columns]
+            if numbered:
+                values.append(list(range(rows, rows + batch.num_rows)))
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
+            rows += batch.num_rows
+    return rows
+
+
+def stage_rows(
+    cur: Any, stage: str, table: Any, columns: Sequence[str], batches: Iterable[pa.RecordBatch]
+) -> int:
+    """COPY a partition's rows into a new temporary table `stage` (dropped at commit), with
+    the column types of `table` and each row's position in `ORDER`. Returns the rows."""
+    from psycopg import sql
+
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, 0::BIGINT AS {} FROM {} WITH NO DATA"
+        ).format(
+            sql.Identifier(stage),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.Identifier(ORDER),
+            table,
+        )
+    )
+    return copy_rows(cur, sql.Identifier(stage), columns, batches, numbered=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +23,10 @@ KINDS: dict[str, type[TargetModel]] = {
     "postgres": PostgresTarget,
     "python": PythonWrite,
 }
+
+# The rows of the upstream's committed partition `name`, as of the run's start; None when the
+# upstream has no such partition.
+ReadPartition = Callable[[str], Iterable[pa.RecordBatch] | None]
 
 
 def parse_target(component: str, target: Mapping[str, Any]) -> TargetModel:
