@@ -81,9 +81,26 @@ def run(
     ),
     csv_delimiter: str | None = typer.Option(None, "--csv-delimiter", help="CSV delimiter."),
     executor: str | None = typer.Option(
-        None, "--executor", help="thread (default) or process, for CPU-bound connectors."
+        None,
+        "--executor",
+        help="thread (default), process for CPU-bound connectors, or spark to read partitions "
+        "as Spark tasks (needs headwater[spark]).",
     ),
-    concurrency: int | None = typer.Option(None, "--concurrency", help="Partitions read at once."),
+    spark_master: str | None = typer.Option(
+        None,
+        "--spark-master",
+        help="Spark master URL for this run, e.g. local[2] or spark://host:7077 "
+        "(default: $HEADWATER_SPARK_MASTER, else local[*]). Not stored.",
+    ),
+    spark_conf: list[str] | None = typer.Option(
+        None,
+        "--spark-conf",
+        help="A Spark property KEY=VALUE for this run, added to $HEADWATER_SPARK_CONF; "
+        "repeatable. Not stored.",
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="Partitions read at once (on Spark: partition jobs)."
+    ),
     retries: int | None = typer.Option(
         None, "--attempts", help="Attempts per partition before it fails (default 3)."
     ),
@@ -109,13 +126,16 @@ def run(
 ) -> None:
     """Refresh a component from a partitioned connector: read what is new or changed.
 
-    Settings given here are stored with the component and used by later runs.
+    Settings given here are stored with the component and used by later runs (the
+    --spark-* options excepted: they say where this run's Spark starts, when none runs yet).
     Exits 1 when any partition failed.
 
     Example: headwater run examples/files/connector.py --parser csv
+    Example: headwater run big.py --executor spark --spark-master local[2]
     """
     credential = _read_credential(credential_file)
     with workspace() as ws:
+        spark = ws.settings.spark.updated(master=spark_master, conf=spark_conf or [])
         changes: dict[str, Any] = {
             "parser": parser,
             "executor": executor,
@@ -130,7 +150,12 @@ def run(
         bar = None if as_json else BarProgress(err)
         try:
             result = ws.refresh(
-                connector, component=component, credential=credential, progress=bar, **changes
+                connector,
+                component=component,
+                credential=credential,
+                progress=bar,
+                spark=spark,
+                **changes,
             )
         finally:
             if bar is not None:

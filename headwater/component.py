@@ -12,7 +12,7 @@ from typing import Any, Literal
 from headwater.errors import SettingsError
 
 PARSERS = ("csv", "jsonl", "parquet")
-EXECUTORS = ("thread", "process")
+EXECUTORS = ("thread", "process", "spark")
 CSV_OPTIONS = {"delimiter", "quote_char", "header", "column_names"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -51,8 +51,9 @@ class ComponentSettings:
         reprocess_on_code_change: re-read every partition when the connector code or a
             data-shaping setting changes (default: yes).
         widen_types: allow int -> float and anything -> string when partitions disagree.
-        executor: "thread" (default) or "process" for CPU-bound connectors.
-        concurrency: partitions read at once.
+        executor: "thread" (default), "process" for CPU-bound connectors, or "spark" to read
+            partitions as tasks of a Spark job (needs `headwater[spark]`; see docs/spark.md).
+        concurrency: partitions read at once (on Spark: partition jobs in flight).
         retry: attempts and backoff for a failing partition.
         batch_rows: rows per Arrow batch when converting records.
 
@@ -66,7 +67,7 @@ class ComponentSettings:
     keep_removed: bool = False
     reprocess_on_code_change: bool = True
     widen_types: bool = False
-    executor: Literal["thread", "process"] = "thread"
+    executor: Literal["thread", "process", "spark"] = "thread"
     concurrency: int = 4
     retry: RetrySpec = RetrySpec()
     batch_rows: int = 65_536

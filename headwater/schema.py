@@ -91,9 +91,10 @@ def as_arrow_schema(value: Any, where: Where) -> pa.Schema:
         return pa.schema([(name, as_arrow_type(t, name, where)) for name, t in value.items()])
     if type(value).__module__.startswith("pyspark"):
         raise SchemaError(
-            "returned a pyspark StructType; the embedded engine takes Arrow schemas",
+            f"returned a pyspark {type(value).__name__}, which is not a schema",
             where,
-            hint="return a pyarrow Schema or a {column: type} dict, such as {'id': 'int'}",
+            hint="return a pyspark StructType, a pyarrow Schema or a {column: type} dict, such "
+            "as {'id': 'int'}",
         )
     raise SchemaError(
         f"must return a pyarrow Schema or a {{column: type}} dict, got {type(value).__name__}",

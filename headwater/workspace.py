@@ -25,7 +25,7 @@ from headwater.component import ComponentSettings, check_component_name, compone
 from headwater.connectors.loading import ConnectorSource
 from headwater.engine.refresh import Progress, RunResult, refresh, utcnow
 from headwater.errors import Where
-from headwater.settings import Settings
+from headwater.settings import Settings, SparkSettings
 from headwater.store import Store, WrittenPartition
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class Workspace:
         settings: ComponentSettings | None = None,
         credential: str | None = None,
         progress: Progress | None = None,
+        spark: SparkSettings | None = None,
         **changes: Any,
     ) -> RunResult:
         """Refresh a component from a partitioned connector: list, plan, read what changed.
@@ -93,6 +94,8 @@ class Workspace:
             component: the component's name (default: from the file or module name).
             settings: all settings; by default the component's stored ones (or defaults).
             credential: the secret string handed to the connector's `context(credentials)`.
+            spark: where Spark starts for `executor="spark"` when no session runs yet
+                (default: the workspace's settings, from `HEADWATER_SPARK_*`); not stored.
             **changes: individual settings to change, e.g. `parser="csv"`, `concurrency=8`.
 
         Returns:
@@ -118,6 +121,7 @@ class Workspace:
             credential=credential,
             clock=self.clock,
             progress=progress,
+            spark=spark or self.settings.spark,
         )
 
     def land_table(

@@ -233,7 +233,7 @@ class PartitionedSettings(Model):
     keep_removed: bool = False
     reprocess_on_code_change: bool = True
     widen_types: bool = False
-    executor: Literal["thread", "process"] = "thread"
+    executor: Literal["thread", "process", "spark"] = "thread"
     concurrency: int = Field(default=4, ge=1, le=256)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     batch_rows: int = Field(default=65_536, ge=1, le=10_000_000)

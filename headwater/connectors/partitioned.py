@@ -169,8 +169,9 @@ def _spark_unavailable(where: Where) -> ConnectorLoadError:
             "read_arrow, read_pandas_dataframe, read_records or read_bytes",
         )
     return ConnectorLoadError(
-        "read_spark_dataframe(spark, context, metadata) needs the Spark executor, "
-        "which this Headwater release does not have yet",
+        "read_spark_dataframe(spark, context, metadata) returns a Spark DataFrame, so it runs "
+        "on the Spark executor only",
         where,
-        hint="read with read_arrow, read_pandas_dataframe, read_records or read_bytes",
+        hint="run it with --executor spark (see docs/spark.md), or read with read_arrow, "
+        "read_pandas_dataframe, read_records or read_bytes",
     )

@@ -1,4 +1,5 @@
-"""Executors: where partition reads run. Threads by default, processes for CPU-bound connectors.
+"""Executors: where partition reads run. Threads by default, processes for CPU-bound connectors,
+Spark tasks (`headwater.spark`, imported only when chosen) to scale out.
 
 An executor takes the partitions to read and yields each one's outcome as it finishes;
 committing stays with the refresh, in one thread, so the catalog has one writer per component.
@@ -6,20 +7,28 @@ committing stays with the refresh, in one thread, so the catalog has one writer 
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from headwater.component import ComponentSettings
 from headwater.connectors.loading import ConnectorSource
-from headwater.connectors.partitioned import PartitionedConnector, load_partitioned
+from headwater.connectors.partitioned import PartitionedConnector, from_module
 from headwater.engine.boundary import guard
 from headwater.engine.land import NotLanded, Outcome, land
 from headwater.engine.listing import ListedObject
-from headwater.errors import ConnectorError, HeadwaterError, Where
+from headwater.errors import (
+    ConnectorError,
+    ConnectorLoadError,
+    HeadwaterError,
+    SettingsError,
+    Where,
+)
+from headwater.settings import SparkSettings
 from headwater.store import Store
 
 
@@ -33,6 +42,7 @@ class LandJob:
     component_id: str
     where: Where
     credential: str | None
+    spark: SparkSettings | None = None  # None: from the environment, when Spark starts
 
     def __repr__(self) -> str:  # the credential must never reach a log through a repr
         return f"LandJob(component={self.where.component!r}, run={self.where.run_id})"
@@ -40,6 +50,60 @@ class LandJob:
 
 class Executor(Protocol):
     def land_all(self, objects: Sequence[ListedObject]) -> Iterator[Outcome]: ...
+
+
+def load_connector(source: ConnectorSource, component: str, executor: str) -> PartitionedConnector:
+    """Load a partitioned connector as `executor` will run it: `read_spark_dataframe` only on
+    Spark, and a pyspark StructType from `infer_schema` taken as the Arrow schema it means."""
+    if executor == "spark" and not _has_pyspark():
+        raise SettingsError(
+            f"component '{component}' runs on the Spark executor, which needs pyspark, and "
+            "pyspark is not installed; install the Spark extra (pip install 'headwater[spark]') "
+            "or choose --executor thread or process"
+        )
+    where = Where(component=component)
+    try:
+        module = source.load()
+    except ConnectorLoadError as exc:
+        raise exc.located(where) from exc.__cause__
+    try:
+        connector = from_module(module, source, where)
+    except ConnectorLoadError as exc:
+        # from_module refuses read_spark_dataframe: it needs Spark, which only we can check.
+        if exc.where.function != "read_spark_dataframe" or not _has_pyspark():
+            raise
+        if executor != "spark":
+            raise ConnectorLoadError(
+                "read_spark_dataframe(spark, context, metadata) returns a Spark DataFrame, so it "
+                f"runs on the Spark executor only, and this component's executor is {executor!r}",
+                exc.where,
+                hint="run it with --executor spark (executor='spark'), or read with read_arrow, "
+                "read_pandas_dataframe, read_records or read_bytes",
+            ) from None
+        from headwater.spark.connector import spark_dataframe_connector
+
+        connector = spark_dataframe_connector(module, source, where)
+    return _arrow_schemas(connector)
+
+
+def _has_pyspark() -> bool:
+    return importlib.util.find_spec("pyspark") is not None
+
+
+def _arrow_schemas(connector: PartitionedConnector) -> PartitionedConnector:
+    infer = connector.infer_schema
+    if infer is None:
+        return connector
+
+    def infer_schema(context: Any, metadata: Any) -> Any:
+        answer = infer(context, metadata)
+        if type(answer).__module__.startswith("pyspark"):  # so pyspark is already imported
+            from headwater.spark.schema import arrow_schema
+
+            return arrow_schema(answer)
+        return answer
+
+    return replace(connector, infer_schema=infer_schema)
 
 
 def open_context(connector: PartitionedConnector, credential: str | None, where: Where) -> Any:
@@ -147,7 +211,7 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(job: LandJob) -> None:
     try:
-        connector = load_partitioned(job.source, job.where.component)
+        connector = load_connector(job.source, job.where.component or "", job.settings.executor)
         context = open_context(connector, job.credential, job.where)
         _worker.update(job=job, connector=connector, context=context, store=Store(job.store_url))
     except HeadwaterError as exc:
@@ -171,6 +235,10 @@ def _land_in_worker(obj: ListedObject) -> Outcome:
 
 
 def executor_for(job: LandJob, connector: PartitionedConnector, context: Any) -> Executor:
+    if job.settings.executor == "spark":
+        from headwater.spark.executor import SparkExecutor
+
+        return SparkExecutor(job, connector, context)
     if job.settings.executor == "process":
         return ProcessExecutor(job)
     return ThreadExecutor(job, connector, context)

@@ -23,8 +23,8 @@ from headwater.catalog import Catalog, Failure, StoredPartition
 from headwater.catalog.catalog import read_schema
 from headwater.component import ComponentSettings, code_version
 from headwater.connectors.loading import ConnectorSource
-from headwater.connectors.partitioned import PartitionedConnector, load_partitioned
-from headwater.engine.executors import LandJob, executor_for, open_context
+from headwater.connectors.partitioned import PartitionedConnector
+from headwater.engine.executors import LandJob, executor_for, load_connector, open_context
 from headwater.engine.land import Landed, NotLanded
 from headwater.engine.listing import list_all
 from headwater.engine.plan import Plan, plan
@@ -37,6 +37,7 @@ from headwater.errors import (
     Where,
 )
 from headwater.secrets import scrub
+from headwater.settings import SparkSettings
 from headwater.store import Store
 
 log = logging.getLogger("headwater.refresh")
@@ -128,11 +129,14 @@ def refresh(
     credential: str | None,
     clock: Clock,
     progress: Progress | None = None,
+    spark: SparkSettings | None = None,
 ) -> RunResult:
     """Refresh component `name` from `source`. Raises ConnectorLoadError for an unusable
-    connector (before anything is touched); every later failure is recorded in the run."""
+    connector (before anything is touched); every later failure is recorded in the run.
+    `spark` says where to start Spark when the executor is "spark" and no session runs yet
+    (default: from the environment)."""
     progress = progress or NoProgress()
-    connector = load_partitioned(source, name)
+    connector = load_connector(source, name, settings.executor)
     _check_parser(connector, settings, Where(component=name))
     version = code_version(source.text, settings)
     component = catalog.ensure_component(
@@ -153,9 +157,13 @@ def refresh(
             now=clock(),
         )
         # Orphans come from runs that did not end cleanly (killed, interrupted, failed).
-        unclean = catalog.abandon_runs(component.id, clock()) or catalog.last_run_status(
-            component.id
-        ) in ("failed", "interrupted")
+        # Spark may run a task twice (a retry after a lost executor, speculation): the files
+        # of an attempt no outcome reported are orphans too, so a Spark run sweeps them all.
+        unclean = (
+            catalog.abandon_runs(component.id, clock())
+            or catalog.last_run_status(component.id) in ("failed", "interrupted")
+            or settings.executor == "spark"
+        )
         store.sweep(
             component.id,
             catalog.committed_files(component.id) if unclean else set(),
@@ -183,7 +191,7 @@ def refresh(
             if settings.keep_removed:
                 kept.update(the_plan.removed)
             baseline = _baseline_schema(catalog, stored, kept)
-            job = LandJob(source, settings, store.url, component.id, where, credential)
+            job = LandJob(source, settings, store.url, component.id, where, credential, spark)
             committer = _Committer(
                 catalog,
                 store,
