@@ -1,6 +1,6 @@
-"""Review of issue 7: plans and exports of the declarative API, against the real app (SQLite and
-PostgreSQL catalogs): secrets that show, exports that do not reproduce the state, bad input
-that is not refused at plan time."""
+"""Dataflows: plans and exports of the declarative API, against the real app (SQLite and
+PostgreSQL catalogs): no secret shows, exported credentials stay apart, and a component that
+reads a write connector is refused at plan time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The server and client tests' fixtures, registered for the review tests: the started app on
+"""The server and client tests' fixtures, registered for these tests: the started app on
 each catalog, signed TestClients, clients of the app, and a listing connector's code."""
 
 from __future__ import annotations

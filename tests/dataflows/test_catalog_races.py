@@ -1,4 +1,4 @@
-"""Review of issue 7: the dataflow graph rules (acyclic, no dangling input) under concurrent
+"""Dataflows: the dataflow graph rules (acyclic, no dangling input) under concurrent
 requests on a PostgreSQL catalog, where two transactions each check a graph the other changes
 (write skew at READ COMMITTED)."""
 

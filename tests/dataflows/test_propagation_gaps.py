@@ -1,4 +1,4 @@
-"""Review of issue 7: propagation in the server's RunPool, against the real app. A reader must
+"""Dataflows: propagation in the server's RunPool, against the real app. A reader must
 not be left on stale data while its upstream is healthy and has succeeded."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def read_records(context, metadata):
 """
 
 SLOW = """
-import hw_review7_gate as gate
+import hw_dataflows_gate as gate
 
 def transform(orders):
     gate.started.set()
@@ -55,10 +55,10 @@ def flow(api: TestClient) -> None:
 @pytest.fixture
 def gate() -> Iterator[types.SimpleNamespace]:
     module = types.SimpleNamespace(started=threading.Event(), release=threading.Event())
-    sys.modules["hw_review7_gate"] = module  # type: ignore[assignment]
+    sys.modules["hw_dataflows_gate"] = module  # type: ignore[assignment]
     yield module
     module.release.set()
-    del sys.modules["hw_review7_gate"]
+    del sys.modules["hw_dataflows_gate"]
 
 
 def refresh(api: TestClient, component: str) -> tuple[list[str], dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""Review of issue 7: transforms and write connectors against the real catalog, store and
-PostgreSQL, where what they leave behind differs from what docs/dataflows.md promises."""
+"""Dataflows: transforms and write connectors against the real catalog, store and
+PostgreSQL, checked against what docs/dataflows.md promises."""
 
 from __future__ import annotations
 
