@@ -13,9 +13,19 @@ import pytest
 import sqlalchemy as sa
 
 from headwater import Settings, Workspace
+from headwater.console import state
 from headwater.settings import normalize_catalog_url
 
 PG_URL = os.environ.get("HEADWATER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cli_state() -> Iterator[None]:
+    """The CLI's options (`--home`, `--debug`) live in a module-level state that a real command
+    line sets once per process; tests invoke many commands in one process, and a sub-app
+    invoked alone does not reset it, so each test starts from the defaults."""
+    yield
+    state.home, state.debug = None, False
 
 
 @pytest.fixture
