@@ -219,15 +219,20 @@ def _init_worker(job: LandJob) -> None:
 
 
 def _land_in_worker(obj: ListedObject) -> Outcome:
-    if "error" in _worker:
-        return NotLanded(obj, _worker["error"], 0)
-    job: LandJob = _worker["job"]
+    return land_with(_worker, _worker["job"], obj)
+
+
+def land_with(worker: dict[str, Any], job: LandJob, obj: ListedObject) -> Outcome:
+    """Land `obj` in a worker process with what it opened once for the run (`connector`,
+    `context`, `store`), or fail it with the error opening them raised (`error`)."""
+    if "error" in worker:
+        return NotLanded(obj, worker["error"], 0)
     return land(
-        _worker["connector"],
-        _worker["context"],
+        worker["connector"],
+        worker["context"],
         obj,
         job.settings,
-        _worker["store"],
+        worker["store"],
         job.component_id,
         job.where,
         job.credential,

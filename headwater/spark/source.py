@@ -21,8 +21,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.types import StructType
 
-from headwater.engine.executors import LandJob, load_connector, open_context
-from headwater.engine.land import NotLanded, Outcome, land
+from headwater.engine.executors import LandJob, land_with, load_connector, open_context
+from headwater.engine.land import Outcome
 from headwater.engine.listing import ListedObject
 from headwater.errors import HeadwaterError, StoreError
 from headwater.spark.status import STATUS, status_batch
@@ -90,18 +90,7 @@ def land_in_task(job: LandJob, obj: ListedObject) -> Outcome:
     if _worker.get("key") != key:
         _worker.clear()
         _worker.update(_open(job), key=key)
-    if "error" in _worker:
-        return NotLanded(obj, _worker["error"], 0)
-    return land(
-        _worker["connector"],
-        _worker["context"],
-        obj,
-        job.settings,
-        _worker["store"],
-        job.component_id,
-        job.where,
-        job.credential,
-    )
+    return land_with(_worker, job, obj)
 
 
 def _open(job: LandJob) -> dict[str, Any]:

@@ -12,6 +12,7 @@ server_settings = server_tests.server_settings
 signed = server_tests.signed
 api = server_tests.api
 objects = server_tests.objects
+flow = server_tests.flow
 connect = client_tests.connect
 hw = client_tests.hw
 clean_env = client_tests.clean_env

@@ -3,7 +3,6 @@ not be left on stale data while its upstream is healthy and has succeeded."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import types
@@ -15,10 +14,7 @@ from fastapi.testclient import TestClient
 
 from headwater.catalog.server_runs import RunConflictError
 from headwater.server.state import Server
-from tests.server.conftest import PREFIX, follow, ok
-
-FLOW = f"{PREFIX}/data-services/sales/dataflows/daily"
-COMPONENTS = f"{FLOW}/components"
+from tests.server.conftest import COMPONENTS, PREFIX, follow, ok, shared_events
 
 # Objects come from objects.json (the `objects` fixture); an object named "bad" cannot be read.
 FAILING = """
@@ -47,18 +43,10 @@ def transform(orders):
 
 
 @pytest.fixture
-def flow(api: TestClient) -> None:
-    ok(api.post(f"{PREFIX}/data-services", json={"id": "sales"}), 201)
-    ok(api.post(f"{PREFIX}/data-services/sales/dataflows", json={"id": "daily"}), 201)
-
-
-@pytest.fixture
 def gate() -> Iterator[types.SimpleNamespace]:
-    module = types.SimpleNamespace(started=threading.Event(), release=threading.Event())
-    sys.modules["hw_dataflows_gate"] = module  # type: ignore[assignment]
-    yield module
-    module.release.set()
-    del sys.modules["hw_dataflows_gate"]
+    """Events the transform (running in the server's pool) and the test share."""
+    with shared_events("hw_dataflows_gate", "started", "release") as events:
+        yield events
 
 
 def refresh(api: TestClient, component: str) -> tuple[list[str], dict[str, Any]]:
@@ -80,7 +68,7 @@ def wait_idle(server: Server, seconds: float = 30.0) -> None:
 
 
 def test_data_landed_by_a_partial_run_reaches_readers_once_upstream_succeeds(
-    api: TestClient, flow: None, objects: Callable[..., str], tmp_path: Any
+    api: TestClient, flow: str, objects: Callable[..., str], tmp_path: Any
 ) -> None:
     objects({"good": ("1", 3), "bad": ("1", 1)})
     code = FAILING.format(path=str(tmp_path / "objects.json"))
@@ -101,7 +89,7 @@ def test_data_landed_by_a_partial_run_reaches_readers_once_upstream_succeeds(
 
 def test_a_busy_reader_that_ends_during_propagation_still_runs_again(
     api: TestClient,
-    flow: None,
+    flow: str,
     objects: Callable[..., str],
     gate: types.SimpleNamespace,
     server: Server,

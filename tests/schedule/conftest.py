@@ -28,4 +28,5 @@ def server_settings(catalog_url: str, tmp_path: Path, scheduler_on: bool) -> Ser
 client = shared.client
 server = shared.server
 signed = shared.signed
+flow = shared.flow
 api = shared.api

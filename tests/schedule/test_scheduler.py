@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import sys
-import threading
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -23,10 +21,8 @@ from headwater.errors import SettingsError
 from headwater.server import ServerSettings, create_app, scheduler
 from headwater.server.state import Server
 from headwater.vault import SECRET_KEY_ENV, ServerKey
-from tests.server.conftest import PREFIX, follow, ok
+from tests.server.conftest import COMPONENTS, follow, ok, shared_events
 
-FLOW = f"{PREFIX}/data-services/sales/dataflows/daily"
-COMPONENTS = f"{FLOW}/components"
 UTC = datetime.UTC
 HOUR = datetime.timedelta(hours=1)
 SECONDS = 15.0  # the longest wait for a condition (normally 1-4 s)
@@ -53,22 +49,10 @@ def read_records(context, metadata):
 
 
 @pytest.fixture
-def flow(api: TestClient) -> str:
-    ok(api.post(f"{PREFIX}/data-services", json={"id": "sales"}), 201)
-    ok(api.post(f"{PREFIX}/data-services/sales/dataflows", json={"id": "daily"}), 201)
-    return FLOW
-
-
-@pytest.fixture
 def gate() -> Iterator[types.SimpleNamespace]:
     """Events the connector's code (in the server's pool) and the test share."""
-    module = types.ModuleType("hw_schedule_gate")
-    module.started = threading.Event()  # type: ignore[attr-defined]
-    module.release = threading.Event()  # type: ignore[attr-defined]
-    sys.modules["hw_schedule_gate"] = module
-    yield module  # type: ignore[misc]
-    module.release.set()  # type: ignore[attr-defined]
-    del sys.modules["hw_schedule_gate"]
+    with shared_events("hw_schedule_gate", "started", "release") as events:
+        yield events
 
 
 @pytest.fixture

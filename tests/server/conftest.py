@@ -4,7 +4,11 @@ hence an httpx2 signer)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+import threading
+import types
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,8 @@ from headwater.signing import sign
 from headwater.vault import ServerKey
 
 PREFIX = "/api/v1"
+FLOW = f"{PREFIX}/data-services/sales/dataflows/daily"
+COMPONENTS = f"{FLOW}/components"
 EMPTY = (  # a partitioned connector that lists nothing
     "def list_objects(context, metadata):\n    return []\n\n"
     "def read_records(context, metadata):\n    return []\n"
@@ -113,6 +119,29 @@ def objects(tmp_path: Path) -> Callable[[dict[str, tuple[str, int]]], str]:
         return LISTING.format(path=str(path))
 
     return set_objects
+
+
+@pytest.fixture
+def flow(api: TestClient) -> str:
+    """Data service 'sales' with dataflow 'daily'; the dataflow's path."""
+    ok(api.post(f"{PREFIX}/data-services", json={"id": "sales"}), 201)
+    ok(api.post(f"{PREFIX}/data-services/sales/dataflows", json={"id": "daily"}), 201)
+    return FLOW
+
+
+@contextlib.contextmanager
+def shared_events(module: str, *names: str) -> Iterator[types.SimpleNamespace]:
+    """A module that code running in the server's pool imports (`import <module> as gate`),
+    holding one threading.Event per name, for it and the test to signal each other. Every
+    event is set at the end, so nothing is left blocked."""
+    events = types.SimpleNamespace(**{name: threading.Event() for name in names})
+    sys.modules[module] = events  # type: ignore[assignment]
+    try:
+        yield events
+    finally:
+        for event in vars(events).values():
+            event.set()
+        del sys.modules[module]
 
 
 def ok(response: httpx2.Response, status: int = 200) -> Any:

@@ -4,8 +4,6 @@ a busy reader runs again once its run ends."""
 
 from __future__ import annotations
 
-import sys
-import threading
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -13,21 +11,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.server.conftest import PREFIX, follow, ok
+from tests.server.conftest import COMPONENTS, PREFIX, follow, ok, shared_events
 
-FLOW = f"{PREFIX}/data-services/sales/dataflows/daily"
-COMPONENTS = f"{FLOW}/components"
 BULK_COUNT = {
     "statement": "return [{'n': len(INPUT_DATA)}]",
     "output_schema": {"n": "int"},
     "processing": "bulk",
 }
-
-
-@pytest.fixture
-def flow(api: TestClient) -> None:
-    ok(api.post(f"{PREFIX}/data-services", json={"id": "sales"}), 201)
-    ok(api.post(f"{PREFIX}/data-services/sales/dataflows", json={"id": "daily"}), 201)
 
 
 def create(api: TestClient, component: dict[str, object]) -> None:
@@ -54,7 +44,7 @@ def chain(
 
 
 def test_a_change_upstream_flows_down_the_whole_graph(
-    api: TestClient, flow: None, objects: Callable[..., str]
+    api: TestClient, flow: str, objects: Callable[..., str]
 ) -> None:
     chain(api, objects, {"a": ("1", 3), "b": ("1", 2)})
     lines, ended = refresh(api, "orders")
@@ -72,7 +62,7 @@ def test_a_change_upstream_flows_down_the_whole_graph(
 
 
 def test_nothing_changed_upstream_queues_nothing(
-    api: TestClient, flow: None, objects: Callable[..., str]
+    api: TestClient, flow: str, objects: Callable[..., str]
 ) -> None:
     chain(api, objects, {"a": ("1", 3)})
     _, first = refresh(api, "orders")
@@ -85,7 +75,7 @@ def test_nothing_changed_upstream_queues_nothing(
 
 
 def test_a_failure_stops_propagation_and_names_the_component(
-    api: TestClient, flow: None, objects: Callable[..., str]
+    api: TestClient, flow: str, objects: Callable[..., str]
 ) -> None:
     chain(api, objects, {"a": ("1", 3)})
     code = "def list_objects(context, metadata):\n    raise RuntimeError('source is down')\n"
@@ -115,15 +105,12 @@ def transform(orders):
 @pytest.fixture
 def gate() -> Iterator[types.SimpleNamespace]:
     """Events the transform (running in the server's pool) and the test share."""
-    module = types.SimpleNamespace(started=threading.Event(), release=threading.Event())
-    sys.modules["hw_propagation_gate"] = module  # type: ignore[assignment]
-    yield module
-    module.release.set()
-    del sys.modules["hw_propagation_gate"]
+    with shared_events("hw_propagation_gate", "started", "release") as events:
+        yield events
 
 
 def test_a_busy_reader_runs_again_after_its_current_run(
-    api: TestClient, flow: None, objects: Callable[..., str], gate: types.SimpleNamespace
+    api: TestClient, flow: str, objects: Callable[..., str], gate: types.SimpleNamespace
 ) -> None:
     create(api, {"id": "orders", "partitioned": {"code": objects({"a": ("1", 3)})}})
     create(api, {"id": "slow", "transform": {"inputs": ["orders"], "python": SLOW}})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import subprocess
 import sys
-import threading
 import types
 from collections.abc import Callable, Iterator
 
@@ -19,10 +18,7 @@ from headwater.catalog.lease import HOST
 from headwater.catalog.tables import leases, server_runs
 from headwater.server import ServerSettings, create_app
 from headwater.server.state import Server
-from tests.server.conftest import EMPTY, PREFIX, follow, ok
-
-FLOW = f"{PREFIX}/data-services/sales/dataflows/daily"
-COMPONENTS = f"{FLOW}/components"
+from tests.server.conftest import COMPONENTS, EMPTY, PREFIX, follow, ok, shared_events
 
 GATED = """
 import hw_server_gate as gate
@@ -40,23 +36,11 @@ def read_records(context, metadata):
 
 
 @pytest.fixture
-def flow(api: TestClient) -> str:
-    ok(api.post(f"{PREFIX}/data-services", json={"id": "sales"}), 201)
-    ok(api.post(f"{PREFIX}/data-services/sales/dataflows", json={"id": "daily"}), 201)
-    return FLOW
-
-
-@pytest.fixture
 def gate() -> Iterator[types.SimpleNamespace]:
     """Events a connector's code (running in the server's pool) and the test share: the read
     of partition "a" says it started, then waits to be released."""
-    module = types.ModuleType("hw_server_gate")
-    module.started = threading.Event()  # type: ignore[attr-defined]
-    module.release = threading.Event()  # type: ignore[attr-defined]
-    sys.modules["hw_server_gate"] = module
-    yield module  # type: ignore[misc]
-    module.release.set()  # type: ignore[attr-defined]
-    del sys.modules["hw_server_gate"]
+    with shared_events("hw_server_gate", "started", "release") as events:
+        yield events
 
 
 def create_partitioned(api: TestClient, code: str, id: str = "orders", **settings: object) -> None:

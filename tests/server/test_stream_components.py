@@ -5,8 +5,6 @@ run, refused at create (a syntax error) or failing its run with the reason."""
 
 from __future__ import annotations
 
-import sys
-import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from headwater.stream import graph
-from tests.server.conftest import PREFIX, follow, ok
+from tests.server.conftest import COMPONENTS, FLOW, PREFIX, follow, ok, shared_events
 
-FLOW = f"{PREFIX}/data-services/sales/dataflows/daily"
-COMPONENTS = f"{FLOW}/components"
 WAIT = 30.0  # seconds; a bound no passing test comes near
 
 WORDS = """
@@ -127,24 +123,10 @@ class Lines(stream.ConnectorSubject):
 
 
 @pytest.fixture
-def flow(api: TestClient) -> str:
-    ok(api.post(f"{PREFIX}/data-services", json={"id": "sales"}), 201)
-    ok(api.post(f"{PREFIX}/data-services/sales/dataflows", json={"id": "daily"}), 201)
-    return FLOW
-
-
-@pytest.fixture
 def gate() -> Iterator[types.SimpleNamespace]:
     """Events a subject (running in the server's pool) and the test share."""
-    module = types.ModuleType("hw_stream_gate")
-    module.started = threading.Event()  # type: ignore[attr-defined]
-    module.stopped = threading.Event()  # type: ignore[attr-defined]
-    module.release = threading.Event()  # type: ignore[attr-defined]
-    sys.modules["hw_stream_gate"] = module
-    yield module  # type: ignore[misc]
-    module.release.set()  # type: ignore[attr-defined]
-    module.stopped.set()  # type: ignore[attr-defined]
-    del sys.modules["hw_stream_gate"]
+    with shared_events("hw_stream_gate", "started", "stopped", "release") as events:
+        yield events
 
 
 def create(api: TestClient, id: str, code: str, **declared: Any) -> dict[str, Any]:
