@@ -57,16 +57,20 @@ class SparkSettings:
 
 def parse_spark_conf(text: str, what: str) -> dict[str, str]:
     """Spark properties from a JSON object; numbers and booleans become Spark's strings."""
+    # The text is never quoted back: a Spark property may hold a secret (an S3 secret key).
+    fix = 'write it as {"spark.executor.memory": "4g", "spark.executor.cores": 2}'
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        value = exc
-    if not isinstance(value, dict) or not all(
-        isinstance(v, str | int | float | bool) for v in value.values()
-    ):
         raise SettingsError(
-            f"{what}={text!r} is not a JSON object of Spark properties; "
-            'write it as {"spark.executor.memory": "4g", "spark.executor.cores": 2}'
+            f"{what} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); {fix}"
+        ) from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{what} is a JSON {type(value).__name__}, not an object; {fix}")
+    wrong = sorted(k for k, v in value.items() if not isinstance(v, str | int | float | bool))
+    if wrong:
+        raise SettingsError(
+            f"{what}: the value of {', '.join(wrong)} is not a string, number or boolean; {fix}"
         )
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 

@@ -196,7 +196,10 @@ def _crash_message(outcome: sandbox.WorkerOutcome, settings: ProcessorSettings) 
     lines = [line for line in outcome.stderr.splitlines() if line.strip()]
     last = lines[-1][:300] if lines else "no diagnostics"
     code = outcome.exit_code
-    if code in (128 + 24, 128 + 9) and outcome.elapsed_s >= settings.cpu_s * 0.9:
+    # The soft CPU limit's signal can also land after the statement returned, while the worker
+    # checks or writes out its rows: the worker then dies of the same CpuLimitExceeded.
+    cpu = "CpuLimitExceeded" in outcome.stderr
+    if cpu or (code in (128 + 24, 128 + 9) and outcome.elapsed_s >= settings.cpu_s * 0.9):
         return (
             f"the statement exceeded the CPU limit of {settings.cpu_s} s and was killed; "
             "process less data per run or make the computation cheaper"

@@ -99,7 +99,7 @@ def _land(
         rows = frame.mapInArrow(write, STATUS).collect()
     except Exception as exc:
         raise ConnectorError(
-            f"the Spark job computing its DataFrame failed: {summary(exc)}",
+            f"the Spark job computing its DataFrame failed: {scrub(summary(exc), job.credential)}",
             at_read,
             hint=f"the error is in the DataFrame {READ}() returned, or in the system it reads",
             retryable=True,

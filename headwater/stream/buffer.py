@@ -51,6 +51,9 @@ class Event:
     close: bool = False  # the stream ended
     error: BaseException | None = None  # run() raised
     dead: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # dead letters
+    # Bad rows dropped (skipped or dead-lettered) since the last hand-over: a resume's skip
+    # counts every row the subject sent, so they count toward it like the rows that landed.
+    rejected: int = 0
 
     @property
     def size(self) -> int:
@@ -139,6 +142,7 @@ class RowBuffer:
         self.on_bad_row = on_bad_row
         self.chunk_rows = chunk_rows
         self.skipped = 0
+        self._rejected = 0  # bad rows dropped since the last hand-over (see Event.rejected)
         self._to_skip = 0  # rows a resumed subject re-sends that had already landed
         self._closed = False
         self._take_lock = threading.Lock()
@@ -286,6 +290,7 @@ class RowBuffer:
                 del values[:n]
             dead = self._dead[: len(self._dead)]
             del self._dead[: len(dead)]
+            rejected, self._rejected = self._rejected, 0
         bad: list[BadRowError] = []
         if n and n < SMALL and self._plain and all(map(fits_arrow, taken, self.columns)):
             event.rows = PlainRows(taken)  # a few rows: Arrow's fixed costs would dominate
@@ -295,12 +300,13 @@ class RowBuffer:
             except (pa.ArrowException, OverflowError):
                 # A value that passed the type check but does not fit (an int beyond int64):
                 # its row is bad like any other; the rest of the batch goes on.
-                taken, bad, rejected = self._without_unconvertible(taken)
+                taken, bad, unconvertible = self._without_unconvertible(taken)
                 arrays = self._arrays(taken)
                 if self.on_bad_row == "dead_letter":
-                    dead += rejected
+                    dead += unconvertible
             event.rows = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
         event.dead = dead
+        event.rejected = rejected + (len(bad) if self.on_bad_row != "raise" else 0)
         self.backlog.put(ticket, event, wait=wait)
         for error in bad:
             if self.on_bad_row != "raise":
@@ -421,8 +427,10 @@ class RowBuffer:
         """Raise, or count, log and maybe keep the rejected row (on_bad_row)."""
         if self.on_bad_row == "raise":
             raise error
-        if self.on_bad_row == "dead_letter":
-            self._dead.append((values, str(error)))
+        with self._take_lock:  # (a hand-over from the consumer's thread resets the count)
+            if self.on_bad_row == "dead_letter":
+                self._dead.append((values, str(error)))
+            self._rejected += 1
         self._count_bad(error)
 
     def _count_bad(self, error: BadRowError) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from headwater.connectors.loading import ConnectorSource
 from headwater.errors import ConnectorLoadError, NotFoundError, Where
-from headwater.stream.graph import Graph
+from headwater.stream.graph import Graph, StreamError
 from headwater.stream.rows import Changes
 from headwater.stream.schema import Schema
 from headwater.stream.subject import ConnectorSubject
@@ -94,14 +94,17 @@ def run_stream(
             hint="a stream component's subject is built with no arguments",
         ) from exc
     graph = Graph()
-    table = graph.read(
-        subject,
-        schema=schema,
-        autocommit_duration_ms=spec.autocommit_duration_ms,
-        name=name,
-        max_backlog_size=spec.max_backlog_size,
-        on_bad_row=spec.on_bad_row,
-    )
+    try:
+        table = graph.read(
+            subject,
+            schema=schema,
+            autocommit_duration_ms=spec.autocommit_duration_ms,
+            name=name,
+            max_backlog_size=spec.max_backlog_size,
+            on_bad_row=spec.on_bad_row,
+        )
+    except StreamError as exc:  # a declaration the stream cannot use (a reserved column)
+        raise ConnectorLoadError(str(exc), Where(component=name)) from exc
     table.component = component  # as write_component(table, component) does
     commits = _CommitLog(say)
     table.sinks.append(commits)

@@ -337,6 +337,7 @@ class StreamRunner:
     def _consume_events(self) -> None:
         pending: list[pa.RecordBatch | PlainRows] = []  # handed over, not yet committed
         dead: list[tuple[dict[str, Any], str]] = []
+        rejected = 0  # bad rows dropped among them
         autocommit = self.table.autocommit_ms
         oldest: float | None = None  # when the oldest uncommitted row was first seen
         seen = -1  # the buffer's rows at the previous look: unchanged means the subject is quiet
@@ -355,9 +356,10 @@ class StreamRunner:
                     if event.rows is not None:
                         pending.append(event.rows)
                     dead.extend(event.dead)
+                    rejected += event.rejected
                     if event.commit:
-                        self._commit(pending, event.offset, dead)
-                        pending, dead, oldest, seen = [], [], None, -1
+                        self._commit(pending, event.offset, dead, rejected)
+                        pending, dead, rejected, oldest, seen = [], [], 0, None, -1
                     if event.close:
                         if self._threads[0].is_alive():
                             # close() was called while run() goes on: on_stop() is its cue to
@@ -379,8 +381,8 @@ class StreamRunner:
                     if buffered:
                         self.buffer.cut()  # its commit arrives next, after anything older
                     else:
-                        self._commit(pending, NO_OFFSET, dead)
-                        pending, dead = [], []
+                        self._commit(pending, NO_OFFSET, dead, rejected)
+                        pending, dead, rejected = [], [], 0
                     oldest, seen = None, -1
         except BaseException as exc:  # a sink or the log failed: this stream stops
             if self.error is None:
@@ -392,6 +394,7 @@ class StreamRunner:
         pending: list[pa.RecordBatch | PlainRows],
         offset: Any,
         dead: list[tuple[dict[str, Any], str]],
+        rejected: int = 0,
     ) -> None:
         plain = bool(pending) and all(isinstance(p, PlainRows) for p in pending)
         if plain:
@@ -401,10 +404,12 @@ class StreamRunner:
             batches = [_batch(p, self.row_schema) for p in pending]
             rows = pa.Table.from_batches(batches, schema=self.row_schema)
             count = rows.num_rows
-        if not count and offset is NO_OFFSET and not dead:
-            return  # an empty commit with nothing to record
         if offset is NO_OFFSET:
-            self.after_offset += count
+            # What the subject sent since the offset (landed or dropped as bad): a resume
+            # skips that many of the rows it sends again.
+            self.after_offset += count + rejected
+            if not count and not dead:
+                return  # an empty commit with nothing to record
         else:  # this commit's rows are the ones before the offset
             self.offset, self.after_offset = offset, 0
         changes: Changes

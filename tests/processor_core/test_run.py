@@ -291,3 +291,24 @@ def test_open_is_limited_to_the_private_tmp() -> None:
     for path in ("'/etc/hostname'", "'/tmp/../etc/hostname'", "0"):
         refused = run(f"return [{{'out': open({path}).read()}}]", processing="bulk")
         assert refused.verdict == "failed" and "PermissionError at line 1" in (refused.error or "")
+
+
+def test_a_worker_the_cpu_limit_stopped_after_the_statement_says_so() -> None:
+    """The soft CPU limit's signal may land after the statement returned (while the worker
+    writes out its rows): the worker dies of CpuLimitExceeded, and the error says which
+    limit, as when it lands inside the statement."""
+    from headwater.processor.run import _crash_message
+    from headwater.processor.sandbox import WorkerOutcome
+
+    died = WorkerOutcome(
+        started=True,
+        payload=None,
+        exit_code=1,
+        timed_out=False,
+        too_large=False,
+        stderr="Traceback (most recent call last):\nheadwater.processor.failure.CpuLimitExceeded\n",
+        elapsed_s=2.5,
+    )
+    assert _crash_message(died, FAST).startswith(
+        "the statement exceeded the CPU limit of 2 s and was killed"
+    )

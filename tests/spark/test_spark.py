@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,9 +264,16 @@ def test_spark_settings_come_from_the_environment() -> None:
     assert Settings.from_env({}, home="/tmp/unused").spark == SparkSettings()
 
 
-@pytest.mark.parametrize("conf", ["spark.executor.memory=4g", "[1, 2]", '{"a": {"b": 1}}'])
-def test_bad_spark_conf_is_refused_at_startup(conf: str) -> None:
-    with pytest.raises(SettingsError, match=r"HEADWATER_SPARK_CONF=.* is not a JSON object"):
+@pytest.mark.parametrize(
+    "conf, problem",
+    [
+        ("spark.executor.memory=4g", " is not JSON (Expecting value at line 1, column 1)"),
+        ("[1, 2]", " is a JSON list, not an object"),
+        ('{"a": {"b": 1}}', ": the value of a is not a string, number or boolean"),
+    ],
+)
+def test_bad_spark_conf_is_refused_at_startup(conf: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(f"HEADWATER_SPARK_CONF{problem}")):
         Settings.from_env({"HEADWATER_SPARK_CONF": conf}, home="/tmp/unused")
     with pytest.raises(SettingsError, match="is not KEY=VALUE"):
         SparkSettings().updated(conf=["no-equals-sign"])
