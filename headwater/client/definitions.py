@@ -44,6 +44,7 @@ from headwater.client.models import (
     PythonWrite,
     RetrySettings,
     Schedule,
+    StreamDefinition,
     TaskDefinition,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "ReadConnector",
     "RetrySettings",
     "Schedule",
+    "StreamDefinition",
     "TaskDefinition",
     "Transform",
     "WriteConnector",
@@ -175,7 +177,7 @@ def _name(id: str, name: str | None) -> str | None:
 
 
 class ReadConnector(Definition):
-    """A read connector: exactly one of `partitioned`, `processor` or `task`.
+    """A read connector: exactly one of `partitioned`, `processor`, `task` or `stream`.
 
     Example:
         >>> ReadConnector(id="orders", partitioned=PartitionedDefinition(code="...")).kind
@@ -189,13 +191,19 @@ class ReadConnector(Definition):
     partitioned: PartitionedDefinition | None = None
     processor: ProcessorDefinition | None = None
     task: TaskDefinition | None = None
+    stream: StreamDefinition | None = None
     schedule: Schedule | None = None
 
     @model_validator(mode="after")
     def _one_connector(self) -> ReadConnector:
         _exactly_one(
             f"read connector '{self.id}'",
-            {"partitioned": self.partitioned, "processor": self.processor, "task": self.task},
+            {
+                "partitioned": self.partitioned,
+                "processor": self.processor,
+                "task": self.task,
+                "stream": self.stream,
+            },
         )
         return self
 
@@ -217,6 +225,7 @@ class ReadConnector(Definition):
             partitioned=self.partitioned,
             processor=self.processor,
             task=self.task,
+            stream=self.stream,
             schedule=self.schedule,
         )
 
@@ -348,6 +357,7 @@ def from_component(component: models.Component) -> ComponentDefinition:
         partitioned=component.partitioned,
         processor=component.processor,
         task=component.task,
+        stream=component.stream,
         connection=component.connection,
         **common,
     )

@@ -25,6 +25,7 @@ from headwater.client.definitions import (
     ReadConnector,
     RetrySettings,
     Schedule,
+    StreamDefinition,
     TaskDefinition,
     Transform,
     WriteConnector,
@@ -75,7 +76,8 @@ def state(client: Client, ds: str) -> dict[str, Any]:
 
 
 def weekly() -> Dataflow:
-    """A dataflow of the other kinds and settings: a task, a Postgres write, nested settings."""
+    """A dataflow of the other kinds and settings: a task, a stream, a Postgres write, nested
+    settings."""
     return Dataflow(
         id="weekly",
         name="Weekly load",
@@ -97,6 +99,12 @@ def weekly() -> Dataflow:
             ReadConnector(
                 id="job",
                 task=TaskDefinition(code=SOURCE, task_type="countdown", inputs={"n": 3}),
+            ),
+            ReadConnector(
+                id="ticks",
+                stream=StreamDefinition(
+                    code=SOURCE, subject="Ticks", schema="Tick", autocommit_duration_ms=None
+                ),
             ),
             WriteConnector(
                 id="table",
@@ -125,7 +133,7 @@ def test_an_exported_data_service_makes_the_same_on_a_fresh_server(
 
     monkeypatch.setenv("HEADWATER_CREDENTIAL_SALES_WH", "s3cret")
     plan = DataServiceApplier(fresh).apply(exported)
-    assert plan.counts["create"] == 14
+    assert plan.counts["create"] == 15
     assert state(fresh, "sales") == state(hw, "sales")
     assert fresh.verify_credential("sales", "wh", "s3cret")
     assert not DataServiceApplier(fresh).plan(exported).changed
