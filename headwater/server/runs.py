@@ -278,7 +278,7 @@ class RunPool:
         return bool(earlier) and earlier[0].status != "succeeded"
 
     def _caught_up(self, reader: DefinitionRecord) -> bool:
-        """Whether the reader's last run (through the server) succeeded."""
+        """Whether the reader's last run through the server succeeded (or is on its way)."""
         last = self.server.runs.list(reader.component_id, 1)
         return bool(last) and last[0].status in ("succeeded", "queued", "running")
 
