@@ -91,7 +91,8 @@ class Store:
         return orphans
 
 
-def _fsync_directory(path: str) -> None:
+def fsync(path: str) -> None:
+    """Flush a local file, or a folder (the renames in it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -157,7 +158,7 @@ class PartitionWriter:
             final.append(relative)
             total += self.store.fs.size(self.store.path(relative))
         if final and self.store.local:
-            _fsync_directory(self.store.path(self.component_id))  # the renames, durable
+            fsync(self.store.path(self.component_id))  # the renames, durable
         self._tmp = []
         return WrittenPartition(final, self.rows, total, self.schema or schemas.EMPTY)
 

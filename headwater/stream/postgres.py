@@ -9,6 +9,7 @@ in the same transaction as the data, so after a restart it is sent exactly the c
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -152,8 +153,6 @@ class PostgresSink:
             tuple(r[c] for c in self.columns) for r, d in zip(rows, diffs, strict=True) if d > 0
         ]
         if upserts:
-            from headwater.writes.postgres_values import conflict_update  # (not at import)
-
             update = conflict_update(self.columns, self.primary_key)
             statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
                 target,
@@ -195,3 +194,16 @@ class PostgresSink:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def conflict_update(columns: Sequence[str], key: Sequence[str]) -> Any:
+    """The ON CONFLICT action of an upsert by `key` (this sink's, and write connectors'):
+    every other column set from the new row (a psycopg `sql.Composable`)."""
+    from psycopg import sql
+
+    others = [c for c in columns if c not in key]
+    if not others:
+        return sql.SQL("DO NOTHING")
+    return sql.SQL("DO UPDATE SET {}").format(
+        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
+    )

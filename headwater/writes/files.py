@@ -39,6 +39,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from headwater import failpoints
 from headwater.client.models import FilesTarget
+from headwater.store import fsync
 from headwater.writes.errors import WriteError
 from headwater.writes.plan import UpstreamPartition
 from headwater.writes.targets import Written
@@ -125,11 +126,11 @@ class FilesWriter:
             with self.fs.open(tmp, "wb") as handle:
                 rows = self._write_file(handle, batches)
             if self.local:
-                _fsync(tmp)
+                fsync(tmp)
             failpoints.hit("write.files_before_rename")
             if self.local:  # atomic, and never into a folder that has the file's name
                 os.replace(tmp, final)
-                _fsync(self.root)
+                fsync(self.root)
             else:
                 self.fs.mv(tmp, final)
             size = int(self.fs.size(final))
@@ -218,14 +219,6 @@ def remove_previous_files(
 def files_place(target: FilesTarget) -> str:
     """A files target as logs and errors name it."""
     return f"files at {target.path} ({target.format})"
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _csv_field(component: str, field: pa.Field) -> pa.Field:

@@ -44,12 +44,12 @@ import pyarrow as pa
 from headwater import failpoints
 from headwater.client.models import PostgresTarget
 from headwater.secrets import scrub
+from headwater.stream.postgres import conflict_update
 from headwater.writes.errors import WriteError
 from headwater.writes.plan import UpstreamPartition
 from headwater.writes.postgres_keys import KEYS, SEQUENCE, KeyHolders, prepare_keys
 from headwater.writes.postgres_values import (
     ORDER,
-    conflict_update,
     copy_rows,
     pg_message,
     pg_type,

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.writes.postgres_values import ORDER, conflict_update, stage_rows
+from headwater.stream.postgres import conflict_update
+from headwater.writes.postgres_values import ORDER, stage_rows
 from headwater.writes.targets import ReadPartition
 
 KEYS = "headwater_write_keys"

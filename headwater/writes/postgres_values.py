@@ -95,19 +95,6 @@ def pg_message(exc: BaseException) -> str:
     return "; ".join(parts)
 
 
-def conflict_update(columns: Sequence[str], key: Sequence[str]) -> Any:
-    """The ON CONFLICT action of an upsert by `key`: every other column set from the new row
-    (a psycopg `sql.Composable`)."""
-    from psycopg import sql
-
-    others = [c for c in columns if c not in key]
-    if not others:
-        return sql.SQL("DO NOTHING")
-    return sql.SQL("DO UPDATE SET {}").format(
-        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
-    )
-
-
 def copy_rows(
     cur: Any,
     table: Any,
