@@ -4,14 +4,19 @@ queues downstream) to the end."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from headwater.client import Client
-from headwater.client.models import LogLine, Run
 from headwater.console import err, one_line_errors, out
 from headwater.errors import SettingsError
+
+if (
+    TYPE_CHECKING
+):  # the client (httpx, pydantic) is imported when the command runs, not with the CLI
+    from headwater.client import Client
+    from headwater.client.models import Run
 
 OK = ("succeeded",)
 
@@ -36,6 +41,8 @@ def refresh(
     Example: headwater refresh sales/daily/orders --downstream
     """
     with one_line_errors():
+        from headwater.client import Client
+
         data_service, dataflow, id = _path(component)
         with Client() as client:
             run = client.refresh_component(data_service, dataflow, id)
@@ -60,6 +67,8 @@ def _path(component: str) -> tuple[str, str, str]:
 
 def _follow(client: Client, first: Run, downstream: bool, quiet: bool) -> list[Run]:
     """Follow `first` to its end, then (with `downstream`) each run it queued, breadth first."""
+    from headwater.client.models import LogLine, Run
+
     pending, finished = [first], []
     while pending:
         run = pending.pop(0)
