@@ -159,7 +159,8 @@ class Definitions:
             return [_record(c, r, edges.get(r.id, ())) for r in rows]
 
     def scheduled(self) -> list[DefinitionRecord]:
-        """Every component, of every dataflow, that has a schedule."""
+        """Every component, of every dataflow, that has a schedule (the scheduler asks every
+        few seconds: one query for the inputs of each dataflow, not of each component)."""
         with self._reading() as c:
             rows = c.execute(
                 sa.select(component_definitions)
@@ -170,7 +171,10 @@ class Definitions:
                     component_definitions.c.id,
                 )
             ).all()
-            return [_record(c, r) for r in rows]
+            edges = {
+                flow: _edges(c, *flow) for flow in {(r.data_service, r.dataflow) for r in rows}
+            }
+            return [_record(c, r, edges[r.data_service, r.dataflow].get(r.id, ())) for r in rows]
 
     def readers(self, data_service: str, dataflow: str, id: str) -> list[DefinitionRecord]:
         """The components of the dataflow that read component `id`, by id."""
