@@ -179,15 +179,8 @@ class Definitions:
     def readers(self, data_service: str, dataflow: str, id: str) -> list[DefinitionRecord]:
         """The components of the dataflow that read component `id`, by id."""
         with self._reading() as c:
-            ids = c.execute(
-                sa.select(component_inputs.c.component)
-                .distinct()
-                .where(component_inputs.c.data_service == data_service)
-                .where(component_inputs.c.dataflow == dataflow)
-                .where(component_inputs.c.input == id)
-                .order_by(component_inputs.c.component)
-            ).scalars()
-            return [_component(c, data_service, dataflow, i) for i in list(ids)]
+            ids = _reader_ids(c, data_service, dataflow, id)
+            return [_component(c, data_service, dataflow, i) for i in ids]
 
     def replace_component(
         self,
@@ -222,16 +215,7 @@ class Definitions:
         with self.engine.begin() as c:
             get_dataflow(c, data_service, dataflow, lock=True)
             record = _component(c, data_service, dataflow, id)
-            readers = sorted(
-                set(
-                    c.execute(
-                        sa.select(component_inputs.c.component)
-                        .where(component_inputs.c.data_service == data_service)
-                        .where(component_inputs.c.dataflow == dataflow)
-                        .where(component_inputs.c.input == id)
-                    ).scalars()
-                )
-            )
+            readers = _reader_ids(c, data_service, dataflow, id)
             if readers:
                 raise ConflictError(
                     f"component '{id}' is the input of {', '.join(readers)}; change or delete "
@@ -265,6 +249,20 @@ def _record(c: sa.Connection, row: Any, inputs: tuple[str, ...] | None = None) -
     if inputs is None:
         inputs = _edges(c, row.data_service, row.dataflow, row.id).get(row.id, ())
     return DefinitionRecord(**row._asdict(), inputs=inputs)
+
+
+def _reader_ids(c: sa.Connection, data_service: str, dataflow: str, id: str) -> list[str]:
+    """The ids of the components of the dataflow that read component `id`, sorted."""
+    return list(
+        c.execute(
+            sa.select(component_inputs.c.component)
+            .distinct()
+            .where(component_inputs.c.data_service == data_service)
+            .where(component_inputs.c.dataflow == dataflow)
+            .where(component_inputs.c.input == id)
+            .order_by(component_inputs.c.component)
+        ).scalars()
+    )
 
 
 def _edges(
