@@ -132,11 +132,7 @@ def _processor(server: Server, active: ActiveRun) -> Outcome:
         schema=declared["output_schema"],
         processing=declared["processing"],
         checkpoint_column=declared.get("checkpoint_column"),
-        input_component=(
-            catalog_name(definition.data_service, definition.dataflow, upstream)
-            if upstream
-            else None
-        ),
+        input_component=_upstream(definition, upstream) if upstream else None,
         input_rows=declared.get("input_rows") or (),
         settings=server.settings.processor,
     )
