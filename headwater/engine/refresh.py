@@ -156,19 +156,9 @@ def refresh(
             code_version=version,
             now=clock(),
         )
-        # Orphans come from runs that did not end cleanly (killed, interrupted, failed).
         # Spark may run a task twice (a retry after a lost executor, speculation): the files
         # of an attempt no outcome reported are orphans too, so a Spark run sweeps them all.
-        unclean = (
-            catalog.abandon_runs(component.id, clock())
-            or catalog.last_run_status(component.id) in ("failed", "interrupted")
-            or settings.executor == "spark"
-        )
-        store.sweep(
-            component.id,
-            catalog.committed_files(component.id) if unclean else set(),
-            temporary_only=not unclean,
-        )
+        sweep_orphans(catalog, store, component.id, clock, always=settings.executor == "spark")
         run_id = catalog.start_run(
             component.id, executor=settings.executor, holder=lease.holder, now=clock()
         )
@@ -284,6 +274,25 @@ class _Committer:
         _delete_quietly(self.store, replaced)
         self.schema = merged
         return landed
+
+
+def sweep_orphans(
+    catalog: Catalog, store: Store, component_id: str, clock: Clock, *, always: bool = False
+) -> None:
+    """Before a run, under the component's lease: close runs left open by a dead runner, and
+    delete the files that runs which did not end cleanly (killed, interrupted, failed) wrote
+    and never committed; after clean runs, only temporary files. `always`: sweep every
+    uncommitted file whatever came before."""
+    unclean = (
+        catalog.abandon_runs(component_id, clock())
+        or catalog.last_run_status(component_id) in ("failed", "interrupted")
+        or always
+    )
+    store.sweep(
+        component_id,
+        catalog.committed_files(component_id) if unclean else set(),
+        temporary_only=not unclean,
+    )
 
 
 def _delete_quietly(store: Store, files: list[str]) -> None:

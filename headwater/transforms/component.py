@@ -23,6 +23,7 @@ from headwater.catalog.lease import Lease
 from headwater.component import check_component_name
 from headwater.engine.listing import ListedObject
 from headwater.engine.plan import plan
+from headwater.engine.refresh import sweep_orphans
 from headwater.errors import (
     ComponentBusyError,
     ConnectorError,
@@ -157,7 +158,7 @@ def run_transform(
         now=clock(),
     )
     with catalog.lease(record, clock) as lease:
-        _sweep(workspace, record)
+        sweep_orphans(catalog, workspace.store, record.id, clock)
         # The server made the row (source_ref names its definition): keep its source_ref.
         catalog.update_component(
             record.id,
@@ -385,16 +386,6 @@ class _Computation:
                 "upstream run replaced it while this run read it, and the next run computes "
                 "this partition from the new data"
             ) from None
-
-
-def _sweep(workspace: Workspace, record: ComponentRecord) -> None:
-    """Remove files a killed or failed run wrote and never committed (as a refresh does)."""
-    catalog = workspace.catalog
-    unclean = catalog.abandon_runs(record.id, workspace.clock()) or catalog.last_run_status(
-        record.id
-    ) in ("failed", "interrupted")
-    keep = catalog.committed_files(record.id) if unclean else set()
-    workspace.store.sweep(record.id, keep, temporary_only=not unclean)
 
 
 def _silent(message: str) -> None:
