@@ -112,6 +112,28 @@ def from_module(
     read_function, read = next(iter(found.items()))
     if read_function == "read_spark_dataframe":
         raise _spark_unavailable(where)
+    optional = checked_functions(module, read_function, where)
+    return PartitionedConnector(
+        source=source,
+        list_objects=module.list_objects,
+        read=read,
+        read_function=read_function,
+        context=optional.get("context"),
+        infer_schema=optional.get("infer_schema"),
+        parser_function=optional.get("parser_function"),
+    )
+
+
+def checked_functions(
+    module: types.ModuleType, read_function: str, where: Where, *, parser_at: Where | None = None
+) -> dict[str, Callable[..., Any]]:
+    """Check the signatures of `list_objects`, the read function and the optional functions
+    the module defines (returned by name), and that `parser_function` goes with `read_bytes`
+    (an error located at `parser_at`, else `where`).
+
+    Raises:
+        ConnectorLoadError: naming the function and the signature it needs.
+    """
     _check_signature(module, "list_objects", "context, metadata", where)
     _check_signature(module, read_function, READ_FUNCTIONS[read_function][1], where)
     optional = {}
@@ -122,18 +144,10 @@ def from_module(
     if "parser_function" in optional and read_function != "read_bytes":
         raise ConnectorLoadError(
             f"parser_function is only used with read_bytes, but the connector uses {read_function}",
-            where,
+            parser_at or where,
             hint="remove parser_function, or read with read_bytes",
         )
-    return PartitionedConnector(
-        source=source,
-        list_objects=module.list_objects,
-        read=read,
-        read_function=read_function,
-        context=optional.get("context"),
-        infer_schema=optional.get("infer_schema"),
-        parser_function=optional.get("parser_function"),
-    )
+    return optional
 
 
 def _check_signature(module: types.ModuleType, name: str, params: str, where: Where) -> None:

@@ -9,13 +9,8 @@ from __future__ import annotations
 import types
 
 from headwater.connectors.loading import ConnectorSource
-from headwater.connectors.partitioned import (
-    OPTIONAL_FUNCTIONS,
-    READ_FUNCTIONS,
-    PartitionedConnector,
-    _check_signature,
-)
-from headwater.errors import ConnectorLoadError, Where
+from headwater.connectors.partitioned import PartitionedConnector, checked_functions
+from headwater.errors import Where
 
 READ = "read_spark_dataframe"
 
@@ -29,19 +24,9 @@ def spark_dataframe_connector(
         ConnectorLoadError: a function has the wrong signature, or `parser_function` is
             defined (it parses bytes; a DataFrame has none).
     """
-    _check_signature(module, "list_objects", "context, metadata", where)
-    _check_signature(module, READ, READ_FUNCTIONS[READ][1], where)
-    optional = {}
-    for name, params in OPTIONAL_FUNCTIONS.items():
-        if hasattr(module, name):
-            _check_signature(module, name, params, where)
-            optional[name] = getattr(module, name)
-    if "parser_function" in optional:
-        raise ConnectorLoadError(
-            f"parser_function is only used with read_bytes, but the connector uses {READ}",
-            where.at(function="parser_function"),
-            hint="remove parser_function, or read with read_bytes",
-        )
+    optional = checked_functions(
+        module, READ, where, parser_at=where.at(function="parser_function")
+    )
     return PartitionedConnector(
         source=source,
         list_objects=module.list_objects,
