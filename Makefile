@@ -2,6 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NATIVE := $(VENV)/.native
 
 .PHONY: demo test lint bench clean
 
@@ -12,10 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The compiled extensions (streams, the task service's front end), rebuilt in place when their
+# source changes (an editable install builds them once; a stale one would test old code).
+$(NATIVE): $(STAMP) setup.py headwater/stream/_native.c headwater/tasks/_front.cc
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(NATIVE)
+
+demo: $(NATIVE)
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
-lint: $(STAMP)
+lint: $(NATIVE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -24,8 +31,8 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(NATIVE)
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache headwater/stream/_native*.so headwater/tasks/_front*.so

@@ -10,10 +10,8 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -26,18 +24,23 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from headwater import schema as schemas
 from headwater.apply_cli import register as register_apply_commands
 from headwater.console import err, one_line_errors, out, state, workspace
 from headwater.credentials_cli import credentials_app
-from headwater.engine.plan import Plan
-from headwater.engine.refresh import RunResult
 from headwater.errors import SettingsError
 from headwater.keys_cli import app as keys_app
 from headwater.processor.commands import app as processor_app
 from headwater.refresh_cli import refresh as refresh_command
 from headwater.server.commands import server as server_command
 from headwater.tasks.commands import app as tasks_app
+
+# Commands import the workspace, pyarrow and the engine when they run, not here: every command
+# pays for this module's imports, and serve-connectors needs none of them.
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from headwater.engine.plan import Plan
+    from headwater.engine.refresh import RunResult
 
 app = typer.Typer(
     help="Headwater: run custom Python data connectors incrementally; query what they stored.\n\n"
@@ -366,6 +369,8 @@ def schema(
 
     Example: headwater schema my_connector
     """
+    from headwater import schema as schemas
+
     with workspace() as ws:
         columns = schemas.describe(ws.schema(component))
     if as_json:
@@ -415,6 +420,8 @@ def query(
 
 def _print_table(table: pa.Table, fmt: Format) -> None:
     if fmt is Format.csv:
+        import pyarrow.csv as pacsv
+
         buffer = io.BytesIO()
         pacsv.write_csv(table, buffer)
         sys.stdout.write(buffer.getvalue().decode())
@@ -459,6 +466,11 @@ def serve_connectors(
     max_message_mb: int = typer.Option(
         64, "--max-message-mb", help="Largest message either way, in MiB (gRPC's default: 4)."
     ),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="native (the compiled gRPC front end), aio (grpcio) or auto (native where built).",
+    ),
 ) -> None:
     """Serve task connectors over gRPC: Flyte 1's agent services and Flyte 2's connector
     service side by side, plus gRPC health. Runs until Ctrl-C or SIGTERM.
@@ -477,7 +489,13 @@ def serve_connectors(
             raise SettingsError(
                 "no connectors to serve; name a file or module with --connectors FILE"
             )
-        serve(load_connectors(connectors), port=port, host=host, max_message_mb=max_message_mb)
+        serve(
+            load_connectors(connectors),
+            port=port,
+            host=host,
+            max_message_mb=max_message_mb,
+            engine=engine,
+        )
 
 
 def main() -> None:

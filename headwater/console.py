@@ -9,16 +9,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from headwater.errors import HeadwaterError
-from headwater.workspace import Workspace
+
+if TYPE_CHECKING:
+    from headwater.workspace import Workspace
 
 # Piped output (scripts, CI logs) gets wide tables instead of rich's 80-column default.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -40,8 +40,8 @@ def one_line_errors() -> Iterator[None]:
     with `--debug`, the traceback instead."""
     try:
         yield
-    except (HeadwaterError, sa.exc.SQLAlchemyError, OSError, ImportError, pa.ArrowException) as exc:
-        if state.debug:
+    except Exception as exc:
+        if state.debug or not isinstance(exc, _reported_errors()):
             raise
         err.print(f"[red]error:[/red] {escape(_one_line(exc))}", markup=True)
         raise typer.Exit(1) from None
@@ -50,15 +50,30 @@ def one_line_errors() -> Iterator[None]:
 @contextmanager
 def workspace() -> Iterator[Workspace]:
     """The workspace a command works in, its errors reported by `one_line_errors`."""
-    with one_line_errors(), Workspace(home=state.home) as ws:
-        yield ws
+    with one_line_errors():
+        from headwater.workspace import Workspace  # SQLAlchemy, pyarrow, DuckDB: 0.5 s
+
+        with Workspace(home=state.home) as ws:
+            yield ws
+
+
+def _reported_errors() -> tuple[type[Exception], ...]:
+    # Only the commands that need SQLAlchemy or pyarrow import them (serve-connectors starts
+    # without either), and while one is not imported none of its errors can have been raised.
+    errors: list[type[Exception]] = [HeadwaterError, OSError, ImportError]
+    if sa_exc := sys.modules.get("sqlalchemy.exc"):
+        errors.append(sa_exc.SQLAlchemyError)
+    if pa_lib := sys.modules.get("pyarrow.lib"):
+        errors.append(pa_lib.ArrowException)
+    return tuple(errors)
 
 
 def _one_line(exc: BaseException) -> str:
     """What went wrong, in words, for errors that are not Headwater's own."""
     if isinstance(exc, HeadwaterError):
         return str(exc)
-    if isinstance(exc, sa.exc.SQLAlchemyError):
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # see _reported_errors
+    if sa_exc and isinstance(exc, sa_exc.SQLAlchemyError):
         cause = getattr(exc, "orig", None) or exc
         return f"the catalog database cannot be used: {str(cause).strip().splitlines()[0]}"
     if isinstance(exc, ImportError):

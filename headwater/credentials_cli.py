@@ -13,11 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from headwater.console import out, workspace
-from headwater.vault import SECRET_KEY_ENV, ServerKey, Vault, VaultError, rotate
+
+# Each command imports headwater.vault (SQLAlchemy, cryptography) when it runs: importing this
+# module is part of every `headwater` command's startup.
 
 credentials_app = typer.Typer(
     help="Credentials: named secrets for connectors, encrypted at rest with "
-    f"{SECRET_KEY_ENV}, never printed.\n\n"
+    "HEADWATER_SECRET_KEY, never printed.\n\n"
     "Example: headwater credentials put github_token < token.txt",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -44,6 +46,8 @@ def put(
 
     Example: headwater credentials put github_token < token.txt
     """
+    from headwater.vault import ServerKey, Vault, VaultError
+
     with workspace() as ws:
         vault = Vault(ws.catalog, ServerKey.from_env(), clock=ws.clock)
         secret = _read_secret(f"Secret for {name}")
@@ -61,6 +65,8 @@ def list_(
 
     Example: headwater credentials list --json
     """
+    from headwater.vault import Vault
+
     with workspace() as ws:
         infos = Vault(ws.catalog, clock=ws.clock).list()
     if as_json:
@@ -93,6 +99,8 @@ def delete(
 
     Example: headwater credentials delete github_token
     """
+    from headwater.vault import Vault
+
     with workspace() as ws:
         Vault(ws.catalog, clock=ws.clock).delete(name)
     out.print(f"deleted credential {escape(name)}")
@@ -105,6 +113,8 @@ def rotate_key() -> None:
 
     Example: headwater credentials rotate-key < old_secret_key.txt
     """
+    from headwater.vault import ServerKey, rotate
+
     with workspace() as ws:
         new = ServerKey.from_env()
         old = ServerKey.from_text(_read_secret("Old HEADWATER_SECRET_KEY"), setting="the old key")

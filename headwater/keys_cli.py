@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from headwater.console import err, out, workspace
-from headwater.keys import AccessKeyInfo, AccessKeys
-from headwater.vault import ServerKey
+
+# Each command imports headwater.keys and headwater.vault (SQLAlchemy, cryptography) when it
+# runs: importing this module is part of every `headwater` command's startup.
+if TYPE_CHECKING:
+    from headwater.keys import AccessKeyInfo
 
 app = typer.Typer(
     help="Access keys: access key + secret key pairs that sign requests to the Headwater server. "
@@ -40,6 +44,9 @@ def create(
 
     Example: headwater keys create --data-service sales --description "nightly loader"
     """
+    from headwater.keys import AccessKeys
+    from headwater.vault import ServerKey
+
     with workspace() as ws:
         keys = AccessKeys(ws.catalog, ServerKey.from_env(), clock=ws.clock)
         new = keys.create(
@@ -71,6 +78,8 @@ def list_(
 
     Example: headwater keys list --no-revoked
     """
+    from headwater.keys import AccessKeys
+
     with workspace() as ws:
         infos = AccessKeys(ws.catalog, clock=ws.clock).list(include_revoked=revoked)
     if as_json:
@@ -100,6 +109,8 @@ def revoke(
 
     Example: headwater keys revoke HWABCDEFGHIJKLMNOP
     """
+    from headwater.keys import AccessKeys
+
     with workspace() as ws:
         info = AccessKeys(ws.catalog, clock=ws.clock).revoke(access_key.strip())
     assert info.revoked_at is not None

@@ -25,7 +25,9 @@ HEADWATER_BIN = ROOT / ".venv" / "bin"
 FLYTEKIT_BIN = BENCH / ".venvs" / "flytekit" / "bin"
 CONNECTOR = HERE / "trivial_connector.py"
 ENGINES = ("headwater", "flytekit")
-FLOORS = ("floor_aio", "floor_sync")  # floor_server.py: bare gRPC, canned answers; not contenders
+# References, not contenders: Headwater on grpcio's engine, and floor_server.py's bare gRPC
+# servers answering canned messages.
+FLOORS = ("headwater_aio", "floor_aio", "floor_sync")
 EXTRA_FLOORS = ("floor_aio-options",)  # the aio floor with Headwater's server options: --only
 VARIANTS = ("hw_direct", "hw_hints", "hw_v1only")  # variant_server.py: experiments
 TICK = os.sysconf("SC_CLK_TCK")
@@ -39,10 +41,13 @@ def free_port() -> int:
 
 def command(engine: str, port: int) -> list[str]:
     """The server's command line (run with cwd=bench/tasks)."""
-    if engine == "headwater":
+    if engine in ("headwater", "headwater_aio"):
         return [
             str(HEADWATER_BIN / "headwater"), "serve-connectors",
             "--connectors", str(CONNECTOR), "--port", str(port),
+            # The compiled front end, named so a build without it fails rather than measuring
+            # the other engine; headwater_aio is the grpc.aio engine.
+            "--engine", "aio" if engine == "headwater_aio" else "native",
         ]  # fmt: skip
     if engine == "flytekit":
         return [

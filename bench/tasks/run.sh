@@ -4,14 +4,14 @@
 #      present)
 #   2. wait (up to BENCH_WAIT_S, default 300 s) for the 1-minute load average to fall to
 #      BENCH_MAX_LOAD (default 1.0): other work on a 2-core machine skews every number
-#   3. serve the trivial connector with Headwater and with flytekit (and the two bare-gRPC
-#      floors), each in a fresh process, BENCH_REPS (default 5) times, alternating; drive each
-#      with 8 flyteidl clients; medians, ratios and the target to stdout and summary.md
-#   4. experiments (not part of the comparison): Headwater's server with one change at a time
-#      (variant_server.py), beside `headwater serve-connectors`, BENCH_EXPERIMENT_REPS (3)
-#      times, into experiments/
-#   5. where the time goes (not part of the timings): each engine's handlers without gRPC
+#   3. serve the trivial connector with Headwater and with flytekit (and, for reference,
+#      Headwater on grpc.aio and the two bare-gRPC floors), each in a fresh process, BENCH_REPS
+#      (default 5) times, alternating; drive each with 8 flyteidl clients; medians, ratios and
+#      the target to stdout and summary.md
+#   4. where the time goes (not part of the timings): each engine's handlers without gRPC
 #      (handler_cost.py, with cProfile) and py-spy of each server under load
+# (variant_server.py's experiments, run here until the changes they measured were made, can
+# still be run by hand: run_all.py --only headwater hw_direct hw_hints hw_v1only.)
 # About 12 minutes on 2 cores, plus any wait. Output: bench/out/tasks-<UTC stamp>/
 # (bench/out/tasks-latest points at the newest).
 set -euo pipefail
@@ -31,16 +31,10 @@ source "$BENCH/wait_quiet.sh"
 mkdir -p "$OUT"
 "$PY" "$HERE/run_all.py" --reps "${BENCH_REPS:-5}" --floors --out "$OUT"
 
-echo "run.sh: experiments: Headwater's server with one change at a time" >&2
-"$PY" "$HERE/run_all.py" --reps "${BENCH_EXPERIMENT_REPS:-3}" --out "$OUT/experiments" \
-  --only headwater hw_direct hw_hints hw_v1only
-
 echo "run.sh: where the time goes (not part of the timings above)" >&2
 quiet() { (cd "$HERE" && "$PY" -c 'import run_all; run_all.wait_quiet()'); }
 quiet
 (cd "$HERE" && "$PY" handler_cost.py --profile) >"$OUT/handler_cost_headwater.txt"
-quiet
-(cd "$HERE" && "$PY" handler_cost.py --cached-hints) >"$OUT/handler_cost_headwater_hints.txt"
 quiet
 (cd "$HERE" && "$FK" handler_cost.py --profile) >"$OUT/handler_cost_flytekit.txt"
 if [[ -x $PYSPY ]]; then
@@ -51,5 +45,5 @@ if [[ -x $PYSPY ]]; then
   done
 fi
 ln -sfn "$OUT" "$BENCH/out/tasks-latest"
-echo "run.sh: results in $OUT (summary.md, raw.jsonl, logs/, experiments/, handler_cost_*.txt," \
+echo "run.sh: results in $OUT (summary.md, raw.jsonl, logs/, handler_cost_*.txt," \
   "profile_*)" >&2

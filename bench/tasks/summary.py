@@ -17,8 +17,9 @@ import machine  # noqa: E402 - found through the path set just above
 from machine import table as machine_table  # noqa: E402
 
 WHAT = {
-    "headwater": "Headwater `headwater serve-connectors`",
+    "headwater": "Headwater `headwater serve-connectors` (its native engine)",
     "flytekit": "flytekit 1.16.31 `pyflyte serve connector`",
+    "headwater_aio": "Headwater on grpcio's engine, `--engine aio` (not a contender)",
     "floor_aio": "floor: bare `grpc.aio` server, canned answers (not a contender)",
     "floor_sync": "floor: bare `grpc.server`, 16 threads, canned answers (not a contender)",
     "floor_aio-options": "floor: `grpc.aio` with Headwater's server options and gRPC health",

@@ -12,7 +12,9 @@ from rich.markup import escape
 
 from headwater.console import json_argument, one_line_errors, out, workspace
 from headwater.processor import ProcessorSettings, run_statement
-from headwater.processor.component import ProcessorSpec, reset_checkpoint, run_processor
+
+# processor.component (the workspace: SQLAlchemy, pyarrow, DuckDB) is imported by the commands
+# that use it: importing this module is part of every `headwater` command's startup.
 
 app = typer.Typer(
     help="Processor connectors: a sandboxed Python statement over input rows.\n\n"
@@ -152,6 +154,8 @@ def refresh_command(
 
     Example: headwater processor refresh new.py -c new --schema s.json --input-component orders
     """
+    from headwater.processor.component import ProcessorSpec, run_processor
+
     text = _statement(statement)
     with workspace() as ws:
         spec = ProcessorSpec(
@@ -177,6 +181,8 @@ def reset_checkpoint_command(
 
     Example: headwater processor reset-checkpoint new_orders
     """
+    from headwater.processor.component import reset_checkpoint
+
     with workspace() as ws:
         before = reset_checkpoint(ws, component)
     out.print(f"checkpoint of '{component}' reset (it was {json.dumps(before, default=str)})")

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from headwater.errors import HeadwaterError
+from headwater.stream import native
 from headwater.stream.rows import SMALL, PlainRows, fits_arrow, plain_columns
 from headwater.stream.schema import Column, json_text
 
@@ -31,6 +32,13 @@ OP = "__op__"  # +1 a row (insert or upsert), -1 a delete by key
 UPSERT, DELETE = 1, -1
 NO_OFFSET: Any = object()
 _NEVER = type("_Never", (), {})  # a type no value has: JSON columns always take the slow path
+# A subclass's value as its base type: the fast paths (and the sinks) see plain values only.
+_EXACT: dict[type, Callable[[Any], Any]] = {
+    int: int.__int__,
+    float: float.__float__,
+    str: str.__str__,
+    bytes: bytes,
+}
 
 
 class BadRowError(HeadwaterError, ValueError):
@@ -116,12 +124,16 @@ class Backlog:
 class RowBuffer:
     """Rows of one subject, column by column, until they are handed over.
 
-    No lock on the hot path: `next()` appends each value to its column's list and then an op
-    to the ops list; a taker (a full chunk, a commit, the autocommit cut) reads the row count
-    from the ops list, which is appended last, and slices then deletes that prefix of every
-    list. Each list operation is atomic and appends only ever go to the end, so a taker never
-    sees half a row. Takers serialise among themselves (`_take_lock`) and take a ticket there,
-    so batches reach the consumer in the order of their rows.
+    Where the C paths are built (`native`), `next` is C's `Rows.next`, which the subject calls
+    directly: it checks and appends a row of plain values in C and hands anything else (a
+    missing column, an int into a float column, a bad value) to the checks below.
+
+    Otherwise, with no lock on the hot path: `next()` appends each value to its column's list
+    and then an op to the ops list; a taker (a full chunk, a commit, the autocommit cut) reads
+    the row count from the ops list, which is appended last, and slices then deletes that
+    prefix of every list. Each list operation is atomic and appends only ever go to the end,
+    so a taker never sees half a row. Takers serialise among themselves (`_take_lock`) and
+    take a ticket there, so batches reach the consumer in the order of their rows.
     """
 
     def __init__(
@@ -163,12 +175,41 @@ class RowBuffer:
         self._appends = [v.append for v in self._values]
         self._ops: list[int] = []
         self._dead: list[tuple[dict[str, Any], str]] = []
-        self.add: Callable[[dict[str, Any]], None] = self._adder()
+        self._native = native.rows_for(
+            columns,
+            chunk_rows,
+            check=self._checked,
+            misfit=self._misfit,
+            full=lambda: self._take(Event()),
+            first=self.backlog.nudge,
+        )
+        # The subject's next(**values) when it can be C's own (None: ConnectorSubject.next).
+        self.next: Callable[..., None] | None = None
+        self._normal: Callable[[dict[str, Any]], None]
+        if self._native is not None:
+            self.next, self._normal = self._native.next, self._native.add
+        else:
+            self._normal = self._adder()
+        self._add = self._normal
+
+    @property
+    def add(self) -> Callable[[dict[str, Any]], None]:
+        """`add(values)`: one row from `next(**values)`."""
+        return self._add
+
+    @add.setter
+    def add(self, add: Callable[[dict[str, Any]], None]) -> None:
+        """Swap the per-row path (closed, skipping, an error to raise): in C, every row goes
+        to `add` until it is swapped back."""
+        self._add = add
+        if self._native is not None:
+            self._native.divert = None if add is self._normal else add
 
     @property
     def pending(self) -> int:
         """Rows (and dead letters) not yet handed over."""
-        return len(self._ops) + len(self._dead)
+        rows = self._native.rows if self._native is not None else len(self._ops)
+        return int(rows) + len(self._dead)
 
     # -- the producer's side ------------------------------------------------------------------
 
@@ -220,8 +261,11 @@ class RowBuffer:
             self._checked_value(column, key[column.name]) if column.primary_key else None
             for column in self.columns
         ]
-        any(map(operator.call, self._appends, row))
-        self._ops.append(DELETE)
+        if self._native is not None:
+            self._native.push(row, DELETE)
+        else:
+            any(map(operator.call, self._appends, row))
+            self._ops.append(DELETE)
         self.backlog.nudge()
 
     @property
@@ -267,13 +311,15 @@ class RowBuffer:
         with self._take_lock:
             for values in (*self._values, self._ops):
                 values.clear()
+            if self._native is not None:
+                self._native.clear()
             self.backlog.put(self.backlog.ticket(), Event(error=error), wait=False)
 
     # -- the consumer's side ------------------------------------------------------------------
 
     def cut(self) -> bool:
         """Autocommit: commit the pending rows now. Returns whether there were any."""
-        if not self._ops and not self._dead:
+        if not self.pending:
             return False
         self._take(Event(commit=True), wait=False, in_subject=False)
         return True
@@ -284,27 +330,43 @@ class RowBuffer:
         now can be raised; from the consumer's, it is raised at the subject's next call."""
         with self._take_lock:
             ticket = self.backlog.ticket()
-            n = len(self._ops)  # rows complete in every column: ops are appended last
-            taken = [values[:n] for values in (*self._values, self._ops)]
-            for values in (*self._values, self._ops):
-                del values[:n]
+            if self._native is not None:
+                n = self._native.rows
+                ops, columns = self._native.take(n < SMALL)  # (C rows are whole: GIL-atomic)
+            else:
+                n = len(self._ops)  # rows complete in every column: ops are appended last
+                taken = [values[:n] for values in (*self._values, self._ops)]
+                for values in (*self._values, self._ops):
+                    del values[:n]
             dead = self._dead[: len(self._dead)]
             del self._dead[: len(dead)]
             rejected, self._rejected = self._rejected, 0
         bad: list[BadRowError] = []
-        if n and n < SMALL and self._plain and all(map(fits_arrow, taken, self.columns)):
-            event.rows = PlainRows(taken)  # a few rows: Arrow's fixed costs would dominate
-        elif n:
-            try:
-                arrays = self._arrays(taken)
-            except (pa.ArrowException, OverflowError):
-                # A value that passed the type check but does not fit (an int beyond int64):
-                # its row is bad like any other; the rest of the batch goes on.
-                taken, bad, unconvertible = self._without_unconvertible(taken)
-                arrays = self._arrays(taken)
-                if self.on_bad_row == "dead_letter":
-                    dead += unconvertible
-            event.rows = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
+        try:
+            if self._native is not None:  # checked in C: every value fits Arrow
+                if n and n < SMALL:
+                    event.rows = PlainRows([*columns, ops])
+                elif n:
+                    arrays = native.arrays(columns, n, self._arrow)
+                    arrays.append(pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(ops)]))
+                    event.rows = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
+            elif n and n < SMALL and self._plain and all(map(fits_arrow, taken, self.columns)):
+                event.rows = PlainRows(taken)  # a few rows: Arrow's fixed costs would dominate
+            elif n:
+                try:
+                    arrays = self._arrays(taken)
+                except (pa.ArrowException, OverflowError, UnicodeEncodeError):
+                    # A value that passed the type check but does not fit (an int beyond
+                    # int64, a str with a lone surrogate): its row is bad like any other; the
+                    # rest of the batch goes on.
+                    taken, bad, unconvertible = self._without_unconvertible(taken)
+                    arrays = self._arrays(taken)
+                    if self.on_bad_row == "dead_letter":
+                        dead += unconvertible
+                event.rows = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
+        except BaseException as exc:  # unforeseen: end the stream rather than leave its ticket
+            self.backlog.put(ticket, Event(error=exc), wait=False)
+            raise
         event.dead = dead
         event.rejected = rejected + (len(bad) if self.on_bad_row != "raise" else 0)
         self.backlog.put(ticket, event, wait=wait)
@@ -330,7 +392,7 @@ class RowBuffer:
             for index, value in enumerate(values):
                 try:
                     pa.array([value], type=column.type)
-                except (pa.ArrowException, OverflowError):
+                except (pa.ArrowException, OverflowError, UnicodeEncodeError):
                     failing.setdefault(
                         index,
                         BadRowError(
@@ -346,6 +408,17 @@ class RowBuffer:
             if i in failing
         ]
         return kept, list(failing.values()), rejected
+
+    def _misfit(self, values: dict[str, Any], name: str, value: Any) -> None:
+        """C found a checked value it cannot store: a bad row like any other."""
+        column = self._by_name[name]
+        if isinstance(value, int):
+            why = "it does not fit int64"
+        elif isinstance(value, str):
+            why = "it is not valid UTF-8 (a lone surrogate)"
+        else:
+            why = f"a {type(value).__name__} cannot be stored in this column"
+        self._bad(values, self._wrong(column, value, why))
 
     def _raise_later(self, error: BadRowError) -> None:
         """Raise `error` from the subject's next call of next() (found by the consumer)."""
@@ -406,11 +479,17 @@ class RowBuffer:
             raise self._wrong(column, value, "a bool is not a number")
         if isinstance(value, column.accepts):
             if column.python_type is float and isinstance(value, int):
-                return float(value)  # an int into a float column
+                try:
+                    return float(value)  # an int into a float column
+                except OverflowError:
+                    raise self._wrong(column, value, "it is too large for a float") from None
             if column.python_type is bytes and isinstance(value, bytearray):
                 return bytes(value)
             if column.python_type is datetime.date and isinstance(value, datetime.datetime):
                 raise self._wrong(column, value, "a datetime is not a date (use .date())")
+            exact = _EXACT.get(column.python_type)
+            if exact is not None and type(value) is not column.python_type:
+                return exact(value)  # numpy.float64, an IntEnum: the plain value, as stored
             return value
         raise self._wrong(column, value, None)
 

@@ -268,6 +268,8 @@ class StreamRunner:
             )
         pa.array([0])  # pyarrow imports pandas on first use: here, not in the first commit
         self.subject._buffer = self.buffer
+        if self.buffer.next is not None and type(self.subject).next is ConnectorSubject.next:
+            vars(self.subject)["next"] = self.buffer.next  # C's next(**values), called directly
         if self.offset is not None:
             self.subject.seek(self.offset)
         if self.offset is not None or _resumable(self.subject):

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from headwater import failpoints
-from headwater.stream.rows import SMALL, ChangeRows, Changes
+from headwater.stream import native
+from headwater.stream.rows import ChangeRows, Changes
 
 TIME = "time"
 DIFF = "diff"
@@ -75,6 +75,8 @@ class CsvSink:
             self._header = True
         if isinstance(changes, ChangeRows):
             self._file.write(_csv_lines(changes.rows))
+        elif (lines := native.csv_lines(changes)) is not None:
+            self._file.write(lines)  # made in C, without the GIL
         else:
             if self._writer is None:
                 options = pacsv.WriteOptions(quoting_style="all_valid", include_header=False)
@@ -117,14 +119,10 @@ def _csv_text(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Floats as Pathway writes them (1.0, not 1), bytes as text (invalid UTF-8 escaped)."""
     columns = []
     for field, column in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_floating(field.type) and table.num_rows < SMALL:
+        if pa.types.is_floating(field.type):  # (Arrow's own cast writes 1e-05 as 0.00001)
             column = pa.array(
                 [None if v is None else repr(v) for v in column.to_pylist()], pa.string()
             )
-        elif pa.types.is_floating(field.type):
-            text = column.cast(pa.string())
-            whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
-            column = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
         elif pa.types.is_binary(field.type):
             column = pa.array(
                 [

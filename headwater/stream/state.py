@@ -6,7 +6,9 @@ stored row: a new value emits -1 old / +1 new, an identical re-send emits nothin
 
 Memory matters here (a million keys should not cost a gigabyte), so stored rows live in Arrow
 chunks and an integer key's index is two sorted numpy arrays (a small recent level merged into a
-large base level), about 16 bytes per key. Other keys use a dict (exact, but larger).
+large base level), about 16 bytes per key; where the C paths are built it is a hash table
+instead (`native.IntIndex`, about 34 bytes per key, no sorting). Other keys use a dict (exact, but
+larger).
 
 Small commits (`apply_small`) keep the keys they touch in a plain dict in front of that storage,
 the overlay, so a one-row commit costs dict lookups rather than a dozen Arrow and numpy calls.
@@ -23,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from headwater.stream import native
 from headwater.stream.buffer import DELETE, OP, UPSERT
 from headwater.stream.rows import SMALL
 
@@ -147,7 +150,9 @@ class KeyedState:
         self.row_schema = row_schema
         self.columns = list(columns)
         self.primary_key = list(primary_key)
-        self.index: IntIndex | DictIndex = IntIndex() if int_key else DictIndex()
+        self.index: IntIndex | native.IntIndex | DictIndex = (
+            DictIndex() if not int_key else native.IntIndex() if native.enabled() else IntIndex()
+        )
         self.chunks: list[pa.Table] = []
         self.stored = 0  # rows in chunks, live or not
         self.live = 0
@@ -192,7 +197,7 @@ class KeyedState:
 
     def _stored_row(self, key: Any) -> tuple[Any, ...] | None:
         """The stored row of one key (outside the overlay), or None."""
-        if isinstance(self.index, IntIndex):
+        if not isinstance(self.index, DictIndex):
             position = int(self.index.lookup(np.array([key], dtype=np.int64))[0])
         else:
             position = self.index.positions.get(key, ABSENT)
@@ -292,7 +297,9 @@ class KeyedState:
         self.stored = self.live = int(live.sum())
 
 
-def _stored_positions(index: IntIndex | DictIndex) -> list[np.ndarray]:
+def _stored_positions(index: IntIndex | native.IntIndex | DictIndex) -> list[np.ndarray]:
+    if isinstance(index, native.IntIndex):
+        return [index.positions()]
     if isinstance(index, DictIndex):
         return [np.fromiter(index.positions.values(), np.int64, len(index.positions))]
     _, merged_pos = _merge(index.base_keys, index.base_pos, index.recent_keys, index.recent_pos)

@@ -56,9 +56,11 @@ class ConnectorSubject(abc.ABC):
 
     # -- what run() calls ---------------------------------------------------------------------
 
-    def next(self, **values: Any) -> None:
+    def next(self, *positional: Any, **values: Any) -> None:
         """Push one row: one keyword per column. Upserts when the schema has a primary key."""
         buffer = self._buffer  # (the per-row path: one lookup, one call)
+        if positional:
+            raise TypeError("next() takes keyword arguments only, one per column: next(key=1, ...)")
         if buffer is None:
             self._attached()
         else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import Any, Self, TypeVar
@@ -14,7 +16,7 @@ from google.protobuf import json_format, struct_pb2
 
 from headwater.tasks.errors import ConnectorContractError, InvalidResourceMetaError
 from headwater.tasks.idl import agent_pb2
-from headwater.tasks.literals import to_literal_map, to_python_map
+from headwater.tasks.literals import fill_literal_map, to_python_map
 
 _T = TypeVar("_T")
 
@@ -113,8 +115,7 @@ def _from_dict(cls: type[_T], fields: Any) -> _T:
         raise InvalidResourceMetaError(
             f"resource_meta for {cls.__name__} must be a JSON object, not {fields!r:.80}"
         )
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # T is a dataclass
+    hints, names = _decoding(cls)  # type: ignore[arg-type]  # mypy: a type[_T] is Hashable
     unknown = set(fields) - names
     if unknown:
         raise InvalidResourceMetaError(
@@ -128,6 +129,15 @@ def _from_dict(cls: type[_T], fields: Any) -> _T:
         raise InvalidResourceMetaError(
             f"resource_meta does not fit {cls.__name__}: {exc}"
         ) from None
+
+
+@functools.cache
+def _decoding(cls: type) -> tuple[Mapping[str, Any], frozenset[str]]:
+    # Every GetTask and DeleteTask decodes, and evaluating string annotations each time was
+    # most of GetTask's handler time (bench/RESULTS.md, issue 5). A class whose hints fail to
+    # resolve raises and is not cached, so each decode raises the same error as before.
+    hints = typing.get_type_hints(cls)
+    return hints, frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def _field_value(hint: Any, value: Any) -> Any:
@@ -182,7 +192,7 @@ class Resource:
             phase=int(self.phase), message=self.message or "", log_links=self.log_links or []
         )
         if self.outputs is not None:
-            message.outputs.CopyFrom(to_literal_map(self.outputs))
+            fill_literal_map(message.outputs, self.outputs)
         if self.custom_info is not None:
             message.custom_info.CopyFrom(_struct(self.custom_info))
         return message

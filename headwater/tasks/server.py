@@ -1,6 +1,10 @@
 """The connector service: one gRPC server speaking Flyte 1's and Flyte 2's connector protocols,
 plus the standard gRPC health service.
 
+Two engines serve the same servicers: the compiled front end (`headwater.tasks.front`, built
+where libgrpc++ was there at install time; about five times cheaper per call) and grpcio's
+`grpc.aio`. `engine="auto"` picks the first that is there.
+
 `serve` runs it in the foreground until SIGINT or SIGTERM (the CLI's `serve-connectors`);
 `ConnectorServer` runs it on a background thread, for tests and for embedding.
 """
@@ -14,14 +18,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from headwater.errors import SettingsError
-from headwater.tasks import flyte1
+from headwater.tasks import flyte1, front
 from headwater.tasks.connector import AsyncConnector
 from headwater.tasks.registry import ConnectorRegistry
 from headwater.tasks.service import TaskService
@@ -29,7 +33,9 @@ from headwater.tasks.service import TaskService
 log = logging.getLogger("headwater.tasks")
 
 DEFAULT_MAX_MESSAGE_MB = 64
+MAX_MESSAGE_MB = 2047
 DEFAULT_WORKERS = 16
+ENGINES = ("auto", "native", "aio")
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,30 @@ class _Settings:
     port: int
     max_message_mb: int
     max_workers: int
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port {self.port} is not between 0 and 65535")
-        if self.max_message_mb < 1:
-            raise SettingsError(f"max_message_mb must be at least 1, not {self.max_message_mb}")
+        if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB:
+            raise SettingsError(
+                f"max_message_mb must be between 1 and {MAX_MESSAGE_MB} (gRPC counts message "
+                f"sizes in a 32-bit int), not {self.max_message_mb}"
+            )
         if self.max_workers < 1:
             raise SettingsError(f"max_workers must be at least 1, not {self.max_workers}")
+        if self.engine not in ENGINES:
+            raise SettingsError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.engine == "native" and not front.AVAILABLE:
+            raise SettingsError(
+                "engine 'native' needs headwater.tasks._front, which was not built: install "
+                "Debian's libgrpc++-dev and pkg-config, then `pip install -e .` again "
+                "(or use engine 'aio')"
+            )
+
+    @property
+    def native(self) -> bool:
+        return self.engine == "native" or (self.engine == "auto" and front.AVAILABLE)
 
     @property
     def address(self) -> str:
@@ -55,7 +77,7 @@ class _Settings:
 
 @dataclass
 class _Running:
-    server: grpc.aio.Server
+    server: grpc.aio.Server | front.FrontServer
     health: health.aio.HealthServicer
     pool: ThreadPoolExecutor
     port: int
@@ -70,14 +92,19 @@ class _Running:
 
 async def _start(registry: ConnectorRegistry, settings: _Settings) -> _Running:
     limit = settings.max_message_mb * 1024 * 1024
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-            # gRPC sets SO_REUSEPORT by default: a second server on a busy port would share it.
-            ("grpc.so_reuseport", 0),
-        ]
-    )
+    server: Any
+    if settings.native:  # the servicers register with a recorder the front end asks
+        server = front.Handlers()
+    else:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                # gRPC sets SO_REUSEPORT by default: a second server on a busy port would
+                # share it.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
     pool = ThreadPoolExecutor(settings.max_workers, thread_name_prefix="headwater-task")
     tasks = TaskService(registry, pool)
     names = flyte1.add_to_server(tasks, server)
@@ -92,17 +119,24 @@ async def _start(registry: ConnectorRegistry, settings: _Settings) -> _Running:
     for name in ["", *names]:
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     try:
-        port = server.add_insecure_port(settings.address)
-    except RuntimeError as exc:
+        if isinstance(server, front.Handlers):
+            server = front.FrontServer(settings.address, limit, server)
+            port = server.start()
+        else:
+            port = server.add_insecure_port(settings.address)
+            await server.start()
+    except (RuntimeError, OSError) as exc:
         pool.shutdown(wait=False)
         raise SettingsError(f"cannot listen on {settings.address}: {exc}") from None
-    await server.start()
-    _log_started(registry, settings.host, port, names)
+    engine = "native" if isinstance(server, front.FrontServer) else "grpc.aio"
+    _log_started(registry, settings.host, port, names, engine)
     return _Running(server, checker, pool, port)
 
 
-def _log_started(registry: ConnectorRegistry, host: str, port: int, services: list[str]) -> None:
-    log.info("serving %d task connector(s) on %s:%d", len(registry), host, port)
+def _log_started(
+    registry: ConnectorRegistry, host: str, port: int, services: list[str], engine: str
+) -> None:
+    log.info("serving %d task connector(s) on %s:%d (%s)", len(registry), host, port, engine)
     for connector in registry:
         name, version = connector.task_category
         kind = "async" if isinstance(connector, AsyncConnector) else "sync"
@@ -120,6 +154,7 @@ def serve(
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
     max_workers: int = DEFAULT_WORKERS,
     grace_seconds: float = 10.0,
+    engine: str = "auto",
 ) -> None:
     """Serve the registry's connectors until SIGINT or SIGTERM, then stop gracefully.
 
@@ -130,6 +165,8 @@ def serve(
         max_message_mb: the largest message received or sent, in MiB (gRPC's default is 4).
         max_workers: threads for connector methods written as plain `def`.
         grace_seconds: how long calls in flight may finish after the signal.
+        engine: "native" (the compiled front end), "aio" (grpcio) or "auto" (native where
+            it was built).
 
     Raises:
         SettingsError: a bad setting, or the address cannot be bound.
@@ -137,7 +174,7 @@ def serve(
     Example:
         serve(load_connectors(["connectors/query.py"]), port=8000, host="0.0.0.0")
     """
-    settings = _Settings(host, port, max_message_mb, max_workers)
+    settings = _Settings(host, port, max_message_mb, max_workers, engine)
     asyncio.run(_serve_until_signalled(registry, settings, grace_seconds))
 
 
@@ -175,9 +212,10 @@ class ConnectorServer:
         *,
         max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
         max_workers: int = DEFAULT_WORKERS,
+        engine: str = "auto",
     ) -> None:
         self._registry = registry
-        self._settings = _Settings(host, port, max_message_mb, max_workers)
+        self._settings = _Settings(host, port, max_message_mb, max_workers, engine)
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -191,17 +229,28 @@ class ConnectorServer:
         """The address a client dials."""
         return f"{self._settings.host}:{self.port}"
 
+    @property
+    def engine(self) -> str:
+        """Which engine serves: "native" (the compiled front end) or "aio" (grpcio)."""
+        return "native" if self._settings.native else "aio"
+
     def start(self) -> Self:
         """Start serving; return once the port is bound.
 
         Raises:
             SettingsError: the address cannot be bound.
+            RuntimeError: it is serving already (stop() it first).
         """
+        if self._thread is not None:
+            raise RuntimeError(f"the connector service is serving on {self.target} already")
+        self._started.clear()  # (a server stopped before may start again)
+        self._error = None
         self._thread = threading.Thread(target=self._run, name="headwater-tasks", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._error is not None:
             self._thread.join()
+            self._thread = None
             raise self._error
         return self
 

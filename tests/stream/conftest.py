@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from headwater import stream
+from headwater.stream import native
 
 WAIT = 10.0  # seconds; a bound no passing test comes near
 
@@ -116,6 +117,16 @@ class BackgroundRun:
         """Wait for run() to return; False if it is still running after `timeout`."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def per_row_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every stream test runs twice: on the C hot paths and on their pure-Python twins, which
+    must behave the same (where they differ on purpose, a test asks `native.enabled()`)."""
+    if request.param == "c" and not native.AVAILABLE:
+        pytest.skip("headwater.stream._native is not built (test_native_is_built fails)")
+    monkeypatch.setenv(native.ENV, "1" if request.param == "c" else "0")
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,7 @@ from headwater.tasks import (
     ResourceMeta,
     SyncConnector,
     TaskExecution,
+    front,
 )
 from headwater.tasks.server import ConnectorServer
 
@@ -298,14 +299,23 @@ def make_registry(jobs: Jobs) -> ConnectorRegistry:
     return registry
 
 
+@pytest.fixture(params=["native", "aio"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every service test runs on both engines: the compiled front end and grpc.aio."""
+    if request.param == "native" and not front.AVAILABLE:
+        pytest.skip("headwater.tasks._front is not built (test_front_is_built fails for it)")
+    return str(request.param)
+
+
 @pytest.fixture
-def start() -> Iterator[Callable[..., Served]]:
+def start(engine: str) -> Iterator[Callable[..., Served]]:
     """Start a service (keyword arguments go to ConnectorServer); all are stopped afterwards."""
     running: list[Served] = []
 
     def start(channel_options: list[tuple[str, Any]] | None = None, **settings: Any) -> Served:
         jobs = Jobs()
         registry = make_registry(jobs)
+        settings.setdefault("engine", engine)
         server = ConnectorServer(registry, **settings).start()
         # Propeller's channel: round-robin load balancing over the service's addresses.
         options = [("grpc.service_config", PROPELLER_SERVICE_CONFIG), *(channel_options or [])]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from flyteidl.admin import agent_pb2 as adm
@@ -102,6 +104,37 @@ def test_resource_meta_round_trips_with_nested_dataclasses() -> None:
 def test_resource_meta_decode_errors(data: bytes, message: str) -> None:
     with pytest.raises(InvalidResourceMetaError, match=message):
         JobMeta.decode(data)
+
+
+@dataclass
+class Cell(ResourceMeta):
+    row: int
+
+
+@dataclass
+class SheetMeta(ResourceMeta):
+    sheet: str
+    cell: Cell | None = None
+
+
+def test_resource_meta_decoding_resolves_string_annotations_once_per_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This file has `from __future__ import annotations`: the hints are strings to evaluate.
+    assert SheetMeta.__annotations__["cell"] == "Cell | None"
+    resolved: list[type] = []
+    get_type_hints = typing.get_type_hints
+
+    def counting(obj: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        resolved.append(obj)
+        return get_type_hints(obj, *args, **kwargs)
+
+    monkeypatch.setattr(typing, "get_type_hints", counting)
+    data = SheetMeta("s1", Cell(3)).encode()
+    assert SheetMeta.decode(data) == SheetMeta("s1", Cell(3))
+    assert resolved == [SheetMeta, Cell]
+    assert SheetMeta.decode(data) == SheetMeta("s1", Cell(3))
+    assert resolved == [SheetMeta, Cell]
 
 
 def test_resource_coerces_a_phase_number() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from enum import IntEnum
 from typing import Any
 
 import pytest
@@ -11,9 +12,19 @@ from flyteidl.core import literals_pb2 as lit
 from google.protobuf import json_format
 
 from headwater.tasks.errors import OutputConversionError
-from headwater.tasks.literals import to_literal, to_literal_map, to_python, to_python_map
+from headwater.tasks.literals import (
+    fill_literal_map,
+    to_literal,
+    to_literal_map,
+    to_python,
+    to_python_map,
+)
 
 MOMENT = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+class Level(IntEnum):
+    HIGH = 2
 
 
 def as_dict(literal: Any) -> dict[str, Any]:
@@ -27,6 +38,7 @@ def as_dict(literal: Any) -> dict[str, Any]:
         (True, {"scalar": {"primitive": {"boolean": True}}}),
         (7, {"scalar": {"primitive": {"integer": "7"}}}),
         (-(2**63), {"scalar": {"primitive": {"integer": str(-(2**63))}}}),
+        (Level.HIGH, {"scalar": {"primitive": {"integer": "2"}}}),  # once hung: `in range()`
         (1.5, {"scalar": {"primitive": {"floatValue": 1.5}}}),
         ("hi", {"scalar": {"primitive": {"stringValue": "hi"}}}),
         (MOMENT, {"scalar": {"primitive": {"datetime": "2026-01-02T03:04:05.123456Z"}}}),
@@ -75,6 +87,28 @@ def test_literals_pass_through() -> None:
 def test_conversion_errors_name_the_output(outputs: Any, message: str) -> None:
     with pytest.raises(OutputConversionError, match=message):
         to_literal_map(outputs)
+    with pytest.raises(OutputConversionError, match=message):
+        fill_literal_map(lit.LiteralMap(), outputs)
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        {"o0": 42},
+        {"i": 0, "f": 0.0, "s": "", "b": False},
+        {"b": True, "i": -(2**63), "j": 2**63 - 1, "f": -0.0, "s": "héllo"},
+        {"nan": float("nan"), "inf": float("inf"), "e": 1e-300},
+        {"z": 1, "a": [1, "x"], "m": {"k": 1}, "n": None, "t": MOMENT, "d": timedelta(seconds=3)},
+        {"enum": Level.HIGH, "lit": to_literal("v")},
+        {1: 2, "1": "one"},
+        {},
+        lit.LiteralMap(literals={"a": to_literal(1)}),
+    ],
+)
+def test_fill_literal_map_writes_the_bytes_to_literal_map_builds(outputs: Any) -> None:
+    filled = lit.LiteralMap()
+    fill_literal_map(filled, outputs)
+    assert filled.SerializeToString() == to_literal_map(outputs).SerializeToString()
 
 
 @pytest.mark.parametrize(

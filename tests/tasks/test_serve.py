@@ -56,6 +56,27 @@ def test_serve_connectors_answers_until_sigterm_then_exits_cleanly(write_connect
                 process.kill()
 
 
+def test_serve_connectors_starts_without_the_workspaces_libraries(write_connector) -> None:
+    """A connector pod loads gRPC and its connectors, not SQLAlchemy, pyarrow or DuckDB."""
+    path = write_connector(ECHO)
+    heavy = ("sqlalchemy", "pyarrow", "duckdb", "numpy", "pandas")
+    code = f"""
+import sys
+import headwater.tasks.server as server
+from headwater.cli import app
+
+def serve(registry, port, host, max_message_mb, engine):  # the command's, stopped once started
+    with server.ConnectorServer(registry, port, host, max_message_mb=max_message_mb, engine=engine):
+        print(sorted(m for m in {heavy!r} if m in sys.modules))
+
+server.serve = serve
+app(["serve-connectors", "--connectors", {str(path)!r}, "--port", "0"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_graceful_stop_lets_a_call_in_flight_finish(served) -> None:
     slow = served.connector("slow")
     request = adm.GetTaskRequest(
