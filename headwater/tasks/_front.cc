@@ -19,9 +19,8 @@
 // its deadline or failed (with a new Call object if Python let go of the first one); a call
 // that finished as Python said is over there already. A call cancelled, past its deadline or abandoned by its
 // client while its requests were still being read is not delivered at all, neither "call" nor
-// "done". (One exception: a request over max_message_bytes fails the read the same way a
-// half-close does, so such a call may be delivered with the requests read before it, and its
-// ("done", call, True) follows at once.)
+// "done", except a request-streaming one whose request is over max_message_bytes: it was
+// delivered, so its ("done", call, True) comes (see refuse_too_large).
 //
 // Backpressure. write() says when more than kQueuedBytes wait to be handed to gRPC (which
 // itself holds what HTTP/2 flow control lets it); Python then calls notify_drained() and waits
@@ -165,6 +164,7 @@ struct CallState : std::enable_shared_from_this<CallState> {
   void drop_writes();
   void notify_drained();
   void drained_if_low();  // mu is held
+  void refuse_too_large();  // mu is held
   void finish(grpc::Status final_status, std::vector<std::pair<std::string, std::string>> md,
               grpc::ByteBuffer* last = nullptr);
   void drop();
@@ -242,7 +242,9 @@ void CallState::complete(Op op, bool ok) {
         }
         break;
       case Op::READ:
-        if (streamed) {
+        if (ok && reading.Length() > static_cast<size_t>(front->max_message_bytes)) {
+          refuse_too_large();
+        } else if (streamed) {
           std::unique_ptr<grpc::ByteBuffer> message;
           if (ok) {
             message = std::make_unique<grpc::ByteBuffer>();
@@ -306,6 +308,22 @@ void CallState::drop_writes() {
   queued_bytes = 0;
 }
 
+// A request over max_message_bytes ends its call with RESOURCE_EXHAUSTED, and a delivered
+// call's handler is cancelled ("done"). The limit is checked here, not by gRPC: gRPC 1.51 fails
+// such a read the way a half-close ends one, so a streaming handler took it for the end of
+// the requests (a sync connector started without its inputs), and it read the whole message
+// before refusing it anyway.
+void CallState::refuse_too_large() {
+  status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "Received message larger than max (" + std::to_string(reading.Length()) +
+                            " vs. " + std::to_string(front->max_message_bytes) + ")");
+  reading.Clear();
+  if (delivered) front->push({Event::DONE, shared_from_this(), true, nullptr});
+  finishing = true;
+  drop_writes();
+  send_next();
+}
+
 // Backpressure for a streamed answer: Python, having queued many writes, asks to be told
 // (a "drained" event) once few are left, or at once if that is so already or the call is over.
 void CallState::notify_drained() {
@@ -360,7 +378,7 @@ int Front::start() {
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(max_message_bytes);
+  builder.SetMaxReceiveMessageSize(-1);  // checked by CallState::complete, see refuse_too_large
   builder.SetMaxSendMessageSize(max_message_bytes);
   builder.RegisterAsyncGenericService(new_service.get());
   auto new_cq = builder.AddCompletionQueue();

@@ -272,12 +272,6 @@ def test_a_sync_call_without_messages_is_invalid(served) -> None:
 
 
 def test_sync_inputs_over_the_limit_do_not_run_the_connector(serve, request, engine) -> None:
-    if engine == "native":
-        pytest.skip(
-            "racy on native, the same defect: the header reaches the handler as a message "
-            "before the oversized inputs fail the call, so whether the connector starts depends "
-            "on when the loop drains the call's 'done' event"
-        )
     defect(
         request, engine, "aio",
         "on grpc.aio the request iterator just ends when the inputs message is over "
