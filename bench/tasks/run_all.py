@@ -1,7 +1,7 @@
 """Serve the trivial connector with each engine in turn and drive it with 8 flyteidl clients;
 then print and save the summary.
 
-    .venv/bin/python bench/tasks/run_all.py [--reps 5] [--only ENGINE ...] [--layout 1x8]
+    .venv/bin/python bench/tasks/run_all.py [--reps 5] [--only ENGINE ...] [--layout 2x4]
                                             [--out DIR]
 
 One run: start the engine's server (a fresh process), wait until it answers ListAgents, start
@@ -283,7 +283,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--layout", type=parse_layout, default=summary.DEFAULT_LAYOUT,
-        help="PxT: P client processes of T threads each (default 1x8: 8 clients)",
+        help="PxT: P client processes of T threads each (default 2x4: 8 clients)",
     )  # fmt: skip
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     parser.add_argument("--out", type=Path, default=HERE.parent / "out" / f"tasks-{stamp}")

@@ -27,7 +27,7 @@ WHAT = {
     "hw_hints": "experiment: `direct` + type hints cached in `ResourceMeta.decode`",
     "hw_v1only": "experiment: `direct` without Flyte 2's services",
 }
-DEFAULT_LAYOUT = (1, 8)  # 1 client process x 8 client threads: see README.md, "The clients"
+DEFAULT_LAYOUT = (2, 4)  # 2 client processes x 4 client threads: see README.md, "The clients"
 DEFAULT_CLIENT = "sync"  # sync stubs on threads (or "aio": grpc.aio coroutines)
 RATE_TARGET = 2.0  # Headwater's pairs/s at least this many times flytekit's, at a lower p99
 LATENCY = ("p50", "p90", "p99", "max", "mean")
