@@ -314,6 +314,10 @@ void CallState::drop_writes() {
 // the requests (a sync connector started without its inputs), and it read the whole message
 // before refusing it anyway.
 void CallState::refuse_too_large() {
+  if (finishing || over) {  // answered already (a streaming call may be), or over: no news
+    reading.Clear();
+    return;
+  }
   status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "Received message larger than max (" + std::to_string(reading.Length()) +
                             " vs. " + std::to_string(front->max_message_bytes) + ")");
