@@ -258,8 +258,8 @@ void CallState::complete(Op op, bool ok) {
           start(Op::READ);  // (if the CQ is shut down the call is never delivered)
         } else if (!over && !grpc_call_failed_before_recv_message(ctx.c_call())) {
           // The client half-closed. (Otherwise the call failed while its requests were
-          // being read: cancelled, past its deadline, a message too large. It is never
-          // delivered, and its done tag is not passed on either.)
+          // being read: cancelled, or past its deadline. It is never delivered, and its
+          // done tag is not passed on either.)
           delivered = true;
           front->push({Event::CALL, shared_from_this(), false, nullptr});
         }
