@@ -114,10 +114,9 @@ class ServicerContext:
         metadata: list[tuple[str, str | bytes]],
         timeout: float | None,
         serialize: Callable[[Any], bytes],
-        drained: dict[Any, asyncio.Future[None]],
     ) -> None:
         self._call = call
-        self._drained = drained
+        self._drained: asyncio.Future[None] | None = None  # while send() waits for "drained"
         self._metadata = tuple(Metadatum(*item) for item in metadata)
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._serialize = serialize
@@ -145,10 +144,14 @@ class ServicerContext:
         """Queue one message of a streamed answer; wait while the client is slow to read it
         (HTTP/2 flow control, as grpc.aio's write waits), so a long log is not held here."""
         if self._call.write(data):  # more than 1 MiB waits to be sent
-            drained = asyncio.get_running_loop().create_future()
-            self._drained[self._call] = drained
+            self._drained = asyncio.get_running_loop().create_future()
             self._call.notify_drained()
-            await drained
+            await self._drained
+
+    def drained(self) -> None:
+        """The ("drained", call) event: a waiting send() goes on."""
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def set_code(self, code: grpc.StatusCode) -> None:
         self._code = code
@@ -201,7 +204,6 @@ class FrontServer:
         self._handlers = handlers
         self._tasks: dict[Any, tuple[asyncio.Task[None], ServicerContext]] = {}
         self._requests: dict[Any, asyncio.Queue[bytes | None]] = {}  # streaming calls'
-        self._drained: dict[Any, asyncio.Future[None]] = {}  # answers waiting to send more
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
 
@@ -241,9 +243,9 @@ class FrontServer:
                     if queue is not None:
                         queue.put_nowait(event[2])
                 elif event[0] == "drained":  # a streamed answer may go on
-                    drained = self._drained.pop(event[1], None)
-                    if drained is not None and not drained.done():
-                        drained.set_result(None)
+                    running = self._tasks.get(event[1])
+                    if running is not None:
+                        running[1].drained()
                 else:  # ("done", call, True): cancelled, past its deadline, or failed
                     self._requests.pop(event[1], None)
                     running = self._tasks.pop(event[1], None)
@@ -265,9 +267,7 @@ class FrontServer:
         if handler is None:
             call.finish(grpc.StatusCode.UNIMPLEMENTED.value[0], f"Method not found: {method}", [])
             return
-        context = ServicerContext(
-            call, metadata, timeout, handler.response_serializer, self._drained
-        )
+        context = ServicerContext(call, metadata, timeout, handler.response_serializer)
         if handler.request_streaming:
             queue: asyncio.Queue[bytes | None] = asyncio.Queue()
             self._requests[call] = queue
@@ -296,7 +296,6 @@ class FrontServer:
         finally:
             self._tasks.pop(call, None)
             self._requests.pop(call, None)
-            self._drained.pop(call, None)
 
 
 async def _run(handler: Any, argument: Any, context: ServicerContext) -> None:
